@@ -1,0 +1,338 @@
+"""Commands (what a client asks for), queries (what it wants to know) and rejections.
+
+Each command and query is a frozen attrs class whose ``TYPE`` is its JSON ``type``.
+`parse_command` / `parse_query` turn a JSON object into one of them, or into a
+`Rejection` with code ``invalid_command`` that names the field and what it got;
+``to_json`` goes back. Parsing never raises.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Union
+
+import attrs
+
+from ..errors import DefinitionError
+from .definition import ID_PATTERN, MAX_ANSWER_LEN, HuntDefinition, format_ts, parse_definition, parse_ts
+
+#: Every rejection code a `Result` may carry.
+REJECTION_CODES = (
+    "invalid_command",
+    "unknown_hunt",
+    "hunt_exists",
+    "hunt_not_running",
+    "not_joined",
+    "already_joined",
+    "hunt_full",
+    "unknown_clue",
+    "clue_locked",
+    "already_solved",
+    "cooldown",
+    "no_more_hints",
+    "hint_locked",
+    "too_far",
+    "overloaded",
+    "rate_limited",
+    "forbidden",
+)
+
+MAX_REASON_LEN = 1000
+MAX_LEADERBOARD_LIMIT = 1000
+
+
+@attrs.frozen(kw_only=True)
+class Rejection:
+    """Why a command was refused: a code from `REJECTION_CODES` and a human message."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def invalid(message: str) -> Rejection:
+    return Rejection(code="invalid_command", message=message)
+
+
+# Field kinds, kept in each attrs field's metadata; `_FIELD_PARSERS` checks them.
+def _id(optional: bool = False) -> Any:
+    return attrs.field(default=None, metadata={"kind": "id"}) if optional else attrs.field(metadata={"kind": "id"})
+
+
+def _kind(kind: str, **kwargs: Any) -> Any:
+    return attrs.field(metadata={"kind": kind}, **kwargs)
+
+
+@attrs.frozen(kw_only=True)
+class CreateHunt:
+    TYPE: ClassVar[str] = "create_hunt"
+    ADMIN: ClassVar[bool] = True
+    definition: HuntDefinition = _kind("definition")
+
+    @property
+    def hunt_id(self) -> str:
+        return self.definition.id
+
+
+@attrs.frozen(kw_only=True)
+class StartHunt:
+    TYPE: ClassVar[str] = "start_hunt"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class EndHunt:
+    TYPE: ClassVar[str] = "end_hunt"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class JoinHunt:
+    TYPE: ClassVar[str] = "join_hunt"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+    team_id: str | None = _id(optional=True)
+
+
+@attrs.frozen(kw_only=True)
+class LeaveHunt:
+    TYPE: ClassVar[str] = "leave_hunt"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class SubmitAnswer:
+    TYPE: ClassVar[str] = "submit_answer"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+    clue_id: str = _id()
+    answer: str = _kind("answer")
+
+
+@attrs.frozen(kw_only=True)
+class CheckIn:
+    TYPE: ClassVar[str] = "check_in"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+    clue_id: str = _id()
+    lat: float = _kind("lat")
+    lon: float = _kind("lon")
+
+
+@attrs.frozen(kw_only=True)
+class RequestHint:
+    TYPE: ClassVar[str] = "request_hint"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+    clue_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class ExtendHunt:
+    TYPE: ClassVar[str] = "extend_hunt"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+    ends_at: int = _kind("ts")
+
+
+@attrs.frozen(kw_only=True)
+class RemovePlayer:
+    TYPE: ClassVar[str] = "remove_player"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+    player_id: str = _id()
+    reason: str = _kind("reason")
+
+
+@attrs.frozen(kw_only=True)
+class AdjustScore:
+    """Add ``delta`` (may be negative) to a player's or a team's score; give exactly one."""
+
+    TYPE: ClassVar[str] = "adjust_score"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+    player_id: str | None = _id(optional=True)
+    team_id: str | None = _id(optional=True)
+    delta: int = _kind("delta")
+    reason: str = _kind("reason")
+
+
+Command = Union[
+    CreateHunt, StartHunt, EndHunt, JoinHunt, LeaveHunt, SubmitAnswer, CheckIn,
+    RequestHint, ExtendHunt, RemovePlayer, AdjustScore,
+]
+COMMAND_TYPES: dict[str, type] = {
+    cls.TYPE: cls
+    for cls in (CreateHunt, StartHunt, EndHunt, JoinHunt, LeaveHunt, SubmitAnswer, CheckIn,
+                RequestHint, ExtendHunt, RemovePlayer, AdjustScore)
+}
+
+
+@attrs.frozen(kw_only=True)
+class Leaderboard:
+    """The best ``limit`` entries of a hunt's ranking."""
+
+    TYPE: ClassVar[str] = "leaderboard"
+    hunt_id: str = _id()
+    limit: int = _kind("limit", default=10)
+
+
+@attrs.frozen(kw_only=True)
+class Player:
+    """One player's progress, score, rank and the clues open to them."""
+
+    TYPE: ClassVar[str] = "player"
+    hunt_id: str = _id()
+    player_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class Hunt:
+    """A hunt's status, times, counts and clue list."""
+
+    TYPE: ClassVar[str] = "hunt"
+    hunt_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class Hunts:
+    """Every hunt with its status and player count."""
+
+    TYPE: ClassVar[str] = "hunts"
+
+
+Query = Union[Leaderboard, Player, Hunt, Hunts]
+QUERY_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Leaderboard, Player, Hunt, Hunts)}
+
+
+class _Bad(Exception):
+    """Internal: a field failed to parse (never escapes this module)."""
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse_id(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise _Bad(f"{name}: must be an id of 1-64 letters, digits or _-.:, got {_got(value)}")
+    return value
+
+
+def _parse_text(name: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"{name}: must be a string, got {_got(value)}")
+    if len(value) > limit:
+        raise _Bad(f"{name}: must be at most {limit} characters, got {len(value)}")
+    return value
+
+
+def _parse_number(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Bad(f"{name}: must be a number, got {_got(value)}")
+    if not low <= value <= high:
+        raise _Bad(f"{name}: must be between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+def _parse_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"{name}: must be an integer, got {_got(value)}")
+    if not low <= value <= high:
+        raise _Bad(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _parse_field(kind: str, name: str, value: Any) -> Any:
+    if kind == "id":
+        return _parse_id(name, value)
+    if kind == "answer":
+        return _parse_text(name, value, MAX_ANSWER_LEN)
+    if kind == "reason":
+        return _parse_text(name, value, MAX_REASON_LEN)
+    if kind == "lat":
+        return _parse_number(name, value, -90, 90)
+    if kind == "lon":
+        return _parse_number(name, value, -180, 180)
+    if kind == "delta":
+        return _parse_int(name, value, -1_000_000_000, 1_000_000_000)
+    if kind == "limit":
+        return _parse_int(name, value, 1, MAX_LEADERBOARD_LIMIT)
+    if kind == "ts":
+        problems: list[str] = []
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise _Bad(f"{name}: must be an RFC 3339 datetime string, got {_got(value)}")
+        ms = parse_ts(value, name, problems)
+        if problems or ms is None:
+            raise _Bad(problems[0] if problems else f"{name}: must be an RFC 3339 datetime, got {_got(value)}")
+        return ms
+    if kind == "definition":
+        try:
+            return parse_definition(value)
+        except DefinitionError as exc:
+            raise _Bad("definition: " + "; ".join(exc.problems)) from None
+    raise AssertionError(f"unknown field kind {kind}")  # pragma: no cover
+
+
+def _parse(obj: Any, registry: dict[str, type], what: str) -> Any:
+    if not isinstance(obj, dict):
+        return invalid(f"{what}: must be a JSON object, got {_got(obj)}")
+    type_name = obj.get("type")
+    cls = registry.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        known = ", ".join(sorted(registry))
+        return invalid(f"type: unknown {what} type {_got(type_name)}; expected one of {known}")
+    fields = attrs.fields(cls)
+    known_names = {f.name for f in fields} | {"type"}
+    for key in obj:
+        if key not in known_names:
+            return invalid(f"{key}: unknown field for {type_name}")
+    kwargs: dict[str, Any] = {}
+    try:
+        for field in fields:
+            if field.name in obj and not (obj[field.name] is None and field.default is None):
+                kwargs[field.name] = _parse_field(field.metadata["kind"], field.name, obj[field.name])
+            elif field.default is attrs.NOTHING:
+                raise _Bad(f"{field.name}: required for {type_name}, got nothing")
+    except _Bad as exc:
+        return invalid(str(exc))
+    if cls is AdjustScore and (kwargs.get("player_id") is None) == (kwargs.get("team_id") is None):
+        return invalid("adjust_score: give exactly one of player_id or team_id")
+    return cls(**kwargs)
+
+
+def parse_command(obj: Any) -> Command | Rejection:
+    """A command from its JSON object, or an ``invalid_command`` `Rejection`."""
+    return _parse(obj, COMMAND_TYPES, "command")
+
+
+def parse_query(obj: Any) -> Query | Rejection:
+    """A query from its JSON object, or an ``invalid_command`` `Rejection`."""
+    return _parse(obj, QUERY_TYPES, "query")
+
+
+def to_json(value: Command | Query) -> dict[str, Any]:
+    """The JSON object of a command or query (`parse_command` of it gives it back)."""
+    out: dict[str, Any] = {"type": value.TYPE}
+    for field in attrs.fields(type(value)):
+        item = getattr(value, field.name)
+        if item is None:
+            continue
+        kind = field.metadata["kind"]
+        if kind == "definition":
+            item = item.to_json()
+        elif kind == "ts":
+            item = format_ts(item)
+        out[field.name] = item
+    return out

@@ -1,0 +1,87 @@
+"""Events: what happened in a hunt. Stored as `StoredEvent` rows in the log.
+
+`decide` returns `NewEvent` values (type + data); the runtime stamps each with the
+global `seq`, the per-hunt `version` and the accept timestamp `ts` (integer ms),
+giving a `StoredEvent`. `evolve` folds `StoredEvent`s into hunt state.
+
+Event data, field by field (the contract; optional fields are omitted when unset):
+
+- ``hunt_created``: ``definition`` (the hunt definition as JSON, see `HuntDefinition.to_json`)
+- ``hunt_started``: ``by`` ("command" or "timer")
+- ``hunt_ended``: ``by`` ("command" or "timer")
+- ``hunt_extended``: ``ends_at`` (RFC 3339), ``previous_ends_at`` (RFC 3339 or null)
+- ``player_joined``: ``player_id``, ``team_id``?, ``rejoined`` (bool)
+- ``player_left``: ``player_id``, ``team_id``?
+- ``player_removed``: ``player_id``, ``team_id``?, ``reason``
+- ``answer_wrong``: ``player_id``, ``team_id``?, ``clue_id``, ``answer`` (as submitted),
+  ``attempts`` (wrong answers on this clue so far), ``cooldown_until`` (ms) when this
+  answer started a cooldown
+- ``clue_solved``: ``player_id``, ``team_id``?, ``clue_id``, ``points``, ``via``
+  ("answer" or "check_in"), ``distance_m`` for check-ins
+- ``hint_revealed``: ``player_id``, ``team_id``?, ``clue_id``, ``hint`` (0-based index),
+  ``penalty``, ``text``
+- ``treasure_found``: ``player_id``, ``team_id``?, ``score``
+- ``score_adjusted``: ``player_id``? or ``team_id``?, ``delta``, ``reason``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+EVENT_TYPES = (
+    "hunt_created",
+    "hunt_started",
+    "hunt_ended",
+    "hunt_extended",
+    "player_joined",
+    "player_left",
+    "player_removed",
+    "answer_wrong",
+    "clue_solved",
+    "hint_revealed",
+    "treasure_found",
+    "score_adjusted",
+)
+
+
+@attrs.frozen(kw_only=True)
+class NewEvent:
+    """An event decided but not yet stored: its type and JSON-ready data."""
+
+    type: str
+    data: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class StoredEvent:
+    """An event as stored in the log: `{seq, hunt_id, version, type, ts, data}`."""
+
+    seq: int
+    hunt_id: str
+    version: int
+    type: str
+    ts: int
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "hunt_id": self.hunt_id,
+            "version": self.version,
+            "type": self.type,
+            "ts": self.ts,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> StoredEvent:
+        return cls(
+            seq=obj["seq"],
+            hunt_id=obj["hunt_id"],
+            version=obj["version"],
+            type=obj["type"],
+            ts=obj["ts"],
+            data=obj["data"],
+        )

@@ -1,0 +1,419 @@
+"""The game rules: `decide` what a command means, `evolve` state by an event.
+
+``decide(state, command, now=ms)`` reads the state and returns the events the command
+produces, or a `Rejection`; it never changes the state and never raises for any
+command value. ``evolve(state, event)`` applies one stored event and returns the
+state (a new one for ``hunt_created``, otherwise the same object, changed).
+Time is a parameter: `now` is the command's accept timestamp in integer ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+from .commands import (
+    AdjustScore, CheckIn, Command, CreateHunt, EndHunt, ExtendHunt, JoinHunt, LeaveHunt,
+    Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer,
+)
+from .definition import (
+    MAX_DEFINITION_BYTES, Clue, format_ts, normalize_answer, parse_definition, parse_ts,
+)
+from .events import NewEvent, StoredEvent
+from .state import Group, HuntState, PlayerState
+
+#: Wrong answers on one clue that start a cooldown (when the hunt sets one).
+WRONG_ANSWERS_BEFORE_COOLDOWN = 3
+EARTH_RADIUS_M = 6_371_008.8
+
+Decision = list[NewEvent] | Rejection
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle (haversine) distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _reject(code: str, message: str) -> Rejection:
+    return Rejection(code=code, message=message)
+
+
+def _who(player_id: str, player: PlayerState | None = None) -> dict[str, Any]:
+    """The ``player_id`` / ``team_id`` fields of an event about a player."""
+    if player is not None and player.group.kind == "team":
+        return {"player_id": player_id, "team_id": player.group.id}
+    return {"player_id": player_id}
+
+
+def is_running(state: HuntState, now: int) -> bool:
+    """Running, and not past `ends_at` (even if the end timer has not fired yet)."""
+    return state.status == "running" and (state.ends_at is None or now < state.ends_at)
+
+
+def _not_running(state: HuntState, now: int) -> Rejection:
+    if state.status == "created":
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has not started yet")
+    return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended")
+
+
+def clue_available_ts(state: HuntState, group: Group, clue: Clue, position: int) -> int:
+    """When `clue` became open to `group`: the start of its hint unlock clock."""
+    since = max(group.joined_ts, state.started_ts or group.joined_ts)
+    if state.definition.order == "sequential" and position > 0:
+        previous = group.progress.get(state.definition.clues[position - 1].id)
+        if previous is not None and previous.solved_ts is not None:
+            since = max(since, previous.solved_ts)
+    return since
+
+
+def is_open(state: HuntState, group: Group, position: int) -> bool:
+    """Whether the clue at `position` is open to `group` (solved clues count as open)."""
+    if state.status == "created":
+        return False
+    if state.definition.order == "any":
+        return True
+    return position <= group.solved
+
+
+# -- decide -------------------------------------------------------------------------
+
+def decide(state: HuntState | None, command: Command, *, now: int) -> Decision:
+    """The events `command` produces against `state` at time `now`, or a `Rejection`."""
+    if isinstance(command, CreateHunt):
+        return _create(state, command, now)
+    if state is None:
+        return _reject("unknown_hunt", f"no hunt {command.hunt_id!r}")
+    handler = _DECIDERS.get(type(command))
+    if handler is None:
+        return _reject("invalid_command", f"not a command: {type(command).__name__}")
+    return handler(state, command, now)
+
+
+def _create(state: HuntState | None, command: CreateHunt, now: int) -> Decision:
+    definition = command.definition
+    if state is not None:
+        return _reject("hunt_exists", f"hunt {definition.id!r} already exists")
+    data = definition.to_json()
+    # Measured as parse_definition measures it: compact UTF-8 JSON.
+    size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > MAX_DEFINITION_BYTES:
+        return _reject("invalid_command",
+                       f"definition: must be at most {MAX_DEFINITION_BYTES} bytes as JSON, got {size}")
+    if definition.ends_at is not None and definition.ends_at <= now:
+        return _reject("invalid_command", f"ends_at: {format_ts(definition.ends_at)} is in the past")
+    return [NewEvent(type="hunt_created", data={"definition": data})]
+
+
+def _start(state: HuntState, command: StartHunt, now: int) -> Decision:
+    if state.status == "running":
+        return _reject("invalid_command", f"hunt {state.hunt_id!r} is already running")
+    if state.status == "ended" or (state.ends_at is not None and now >= state.ends_at):
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended")
+    return [NewEvent(type="hunt_started", data={"by": "command"})]
+
+
+def _end(state: HuntState, command: EndHunt, now: int) -> Decision:
+    if state.status == "ended":
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has already ended")
+    return [NewEvent(type="hunt_ended", data={"by": "command"})]
+
+
+def _extend(state: HuntState, command: ExtendHunt, now: int) -> Decision:
+    if state.status == "ended" or (state.ends_at is not None and now >= state.ends_at):
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended")
+    if command.ends_at <= now:
+        return _reject("invalid_command", f"ends_at: {format_ts(command.ends_at)} is in the past")
+    starts_at = state.definition.starts_at
+    if state.status == "created" and starts_at is not None and command.ends_at <= starts_at:
+        return _reject("invalid_command", f"ends_at: must be after starts_at {format_ts(starts_at)}")
+    previous = None if state.ends_at is None else format_ts(state.ends_at)
+    return [NewEvent(type="hunt_extended",
+                     data={"ends_at": format_ts(command.ends_at), "previous_ends_at": previous})]
+
+
+def _join(state: HuntState, command: JoinHunt, now: int) -> Decision:
+    if state.status == "ended" or (state.ends_at is not None and now >= state.ends_at):
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended")
+    player = state.players.get(command.player_id)
+    if player is not None:
+        if player.removed:
+            return _reject("forbidden", f"player {command.player_id!r} was removed from hunt {state.hunt_id!r}")
+        if player.active:
+            return _reject("already_joined", f"player {command.player_id!r} is already in hunt {state.hunt_id!r}")
+        group = player.group
+        if command.team_id is not None and (group.kind != "team" or group.id != command.team_id):
+            where = f"team {group.id!r}" if group.kind == "team" else "no team"
+            return _reject("already_joined",
+                           f"player {command.player_id!r} played this hunt in {where}; a player stays in one team")
+    max_players = state.definition.max_players
+    if max_players is not None and state.active_players >= max_players:
+        return _reject("hunt_full", f"hunt {state.hunt_id!r} is full ({max_players} players)")
+    if player is not None:
+        return [NewEvent(type="player_joined", data={**_who(command.player_id, player), "rejoined": True})]
+    data: dict[str, Any] = {"player_id": command.player_id}
+    if command.team_id is not None:
+        data["team_id"] = command.team_id
+    data["rejoined"] = False
+    return [NewEvent(type="player_joined", data=data)]
+
+
+def _leave(state: HuntState, command: LeaveHunt, now: int) -> Decision:
+    if state.status == "ended" or (state.ends_at is not None and now >= state.ends_at):
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended")
+    player = state.players.get(command.player_id)
+    if player is None or not player.active:
+        return _reject("not_joined", f"player {command.player_id!r} is not in hunt {state.hunt_id!r}")
+    return [NewEvent(type="player_left", data=_who(command.player_id, player))]
+
+
+def _playing(state: HuntState, player_id: str, clue_id: str, now: int
+             ) -> tuple[PlayerState, Clue, int] | Rejection:
+    """The checks every in-play command shares: running, joined, known clue, open clue."""
+    if not is_running(state, now):
+        return _not_running(state, now)
+    player = state.players.get(player_id)
+    if player is None or not player.active:
+        return _reject("not_joined", f"player {player_id!r} is not in hunt {state.hunt_id!r}")
+    definition = state.definition
+    clue = definition.clue(clue_id)
+    if clue is None:
+        return _reject("unknown_clue", f"hunt {state.hunt_id!r} has no clue {clue_id!r}")
+    position = definition.clue_position(clue_id)
+    assert position is not None
+    progress = player.group.progress.get(clue_id)
+    if progress is not None and progress.solved_ts is not None:
+        return _reject("already_solved", f"clue {clue_id!r} is already solved")
+    if not is_open(state, player.group, position):
+        return _reject("clue_locked", f"clue {clue_id!r} is not open yet: solve the clues before it first")
+    return player, clue, position
+
+
+def _solved(state: HuntState, command: SubmitAnswer | CheckIn, player: PlayerState,
+            clue: Clue, extra: dict[str, Any]) -> list[NewEvent]:
+    who = _who(command.player_id, player)
+    events = [NewEvent(type="clue_solved", data={**who, "clue_id": clue.id, "points": clue.points, **extra})]
+    group = player.group
+    if group.solved + 1 == len(state.definition.clues):
+        events.append(NewEvent(type="treasure_found", data={**who, "score": group.score + clue.points}))
+    return events
+
+
+def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
+    checked = _playing(state, command.player_id, command.clue_id, now)
+    if isinstance(checked, Rejection):
+        return checked
+    player, clue, _ = checked
+    if clue.location is not None:
+        return _reject("invalid_command", f"clue {clue.id!r} is solved by check_in at a place, not by an answer")
+    progress = player.group.progress.get(clue.id)
+    if progress is not None and progress.cooldown_until is not None and now < progress.cooldown_until:
+        wait_s = math.ceil((progress.cooldown_until - now) / 1000)
+        return _reject("cooldown", f"too many wrong answers on clue {clue.id!r}: try again in {wait_s} s")
+    if normalize_answer(command.answer) in clue.normalized_answers:
+        return _solved(state, command, player, clue, {"via": "answer"})
+    attempts = (progress.wrong if progress is not None else 0) + 1
+    data = {**_who(command.player_id, player), "clue_id": clue.id, "answer": command.answer,
+            "attempts": attempts}
+    cooldown_s = state.definition.wrong_answer_cooldown_s
+    if cooldown_s and attempts % WRONG_ANSWERS_BEFORE_COOLDOWN == 0:
+        data["cooldown_until"] = now + cooldown_s * 1000
+    return [NewEvent(type="answer_wrong", data=data)]
+
+
+def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
+    checked = _playing(state, command.player_id, command.clue_id, now)
+    if isinstance(checked, Rejection):
+        return checked
+    player, clue, _ = checked
+    place = clue.location
+    if place is None:
+        return _reject("invalid_command", f"clue {clue.id!r} is solved by an answer, not by check_in")
+    distance = distance_m(command.lat, command.lon, place.lat, place.lon)
+    if distance > place.radius_m:
+        return _reject("too_far", f"you are {distance:.0f} m from clue {clue.id!r}; "
+                                  f"check in within {place.radius_m:g} m")
+    return _solved(state, command, player, clue, {"via": "check_in", "distance_m": round(distance, 1)})
+
+
+def _hint(state: HuntState, command: RequestHint, now: int) -> Decision:
+    checked = _playing(state, command.player_id, command.clue_id, now)
+    if isinstance(checked, Rejection):
+        return checked
+    player, clue, position = checked
+    progress = player.group.progress.get(clue.id)
+    revealed = progress.hints if progress is not None else 0
+    if revealed >= len(clue.hints):
+        return _reject("no_more_hints", f"clue {clue.id!r} has no more hints ({len(clue.hints)} revealed)")
+    hint = clue.hints[revealed]
+    unlocks = clue_available_ts(state, player.group, clue, position) + hint.unlock_after_s * 1000
+    if now < unlocks:
+        wait_s = math.ceil((unlocks - now) / 1000)
+        return _reject("hint_locked", f"hint {revealed + 1} of clue {clue.id!r} unlocks in {wait_s} s")
+    return [NewEvent(type="hint_revealed", data={
+        **_who(command.player_id, player), "clue_id": clue.id, "hint": revealed,
+        "penalty": hint.penalty, "text": hint.text})]
+
+
+def _remove(state: HuntState, command: RemovePlayer, now: int) -> Decision:
+    player = state.players.get(command.player_id)
+    if player is None or player.removed:
+        return _reject("not_joined", f"player {command.player_id!r} is not in hunt {state.hunt_id!r}")
+    return [NewEvent(type="player_removed", data={**_who(command.player_id, player), "reason": command.reason})]
+
+
+def _adjust(state: HuntState, command: AdjustScore, now: int) -> Decision:
+    if (command.player_id is None) == (command.team_id is None):
+        # parse_command checks this too; a command built in Python reaches decide directly.
+        return _reject("invalid_command", "adjust_score: give exactly one of player_id or team_id")
+    if command.delta == 0:
+        return _reject("invalid_command", "delta: must not be 0")
+    if command.player_id is not None:
+        player = state.players.get(command.player_id)
+        if player is None or player.removed:
+            return _reject("not_joined", f"player {command.player_id!r} is not in hunt {state.hunt_id!r}")
+        target = _who(command.player_id, player)
+    else:
+        group = state.groups.get(("team", command.team_id or ""))
+        if group is None or not group.members:
+            return _reject("not_joined", f"hunt {state.hunt_id!r} has no team {command.team_id!r}")
+        target = {"team_id": group.id}
+    return [NewEvent(type="score_adjusted", data={**target, "delta": command.delta, "reason": command.reason})]
+
+
+_DECIDERS: dict[type, Callable[[HuntState, Any, int], Decision]] = {
+    StartHunt: _start,
+    EndHunt: _end,
+    ExtendHunt: _extend,
+    JoinHunt: _join,
+    LeaveHunt: _leave,
+    SubmitAnswer: _answer,
+    CheckIn: _check_in,
+    RequestHint: _hint,
+    RemovePlayer: _remove,
+    AdjustScore: _adjust,
+}
+
+
+# -- evolve -------------------------------------------------------------------------
+
+def evolve(state: HuntState | None, event: StoredEvent) -> HuntState:
+    """Apply one stored event; returns the (new or changed) state."""
+    if event.type == "hunt_created":
+        state = HuntState(parse_definition(event.data["definition"]), event.ts)
+    else:
+        assert state is not None, f"event {event.seq} ({event.type}) before hunt_created"
+        _APPLIERS[event.type](state, event.data, event.ts)
+    state.version = event.version
+    state.seq = event.seq
+    return state
+
+
+def _group_of(state: HuntState, data: dict[str, Any]) -> Group:
+    player_id = data.get("player_id")
+    if player_id is not None:
+        return state.players[player_id].group
+    return state.groups[("team", data["team_id"])]
+
+
+def _score(state: HuntState, group: Group, delta: int, ts: int) -> None:
+    if delta:
+        group.score += delta
+        group.reached_ts = ts
+        state.rerank(group)
+
+
+def _on_started(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.status = "running"
+    state.started_ts = ts
+
+
+def _on_ended(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.status = "ended"
+    state.ended_ts = ts
+
+
+def _on_extended(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.ends_at = parse_ts(data["ends_at"], "ends_at", [])
+
+
+def _on_joined(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    player_id = data["player_id"]
+    player = state.players.get(player_id)
+    if player is not None:
+        player.active = True
+        state.active_players += 1
+        return
+    team_id = data.get("team_id")
+    key = ("team", team_id) if team_id is not None else ("player", player_id)
+    group = state.groups.get(key)
+    if group is None:
+        group = state.groups[key] = Group(key[0], key[1], ts)
+    group.members.append(player_id)
+    state.players[player_id] = PlayerState(group, ts)
+    state.active_players += 1
+    if len(group.members) == 1:
+        state.rerank(group)
+
+
+def _on_left(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.players[data["player_id"]].active = False
+    state.active_players -= 1
+
+
+def _on_removed(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    player_id = data["player_id"]
+    player = state.players[player_id]
+    if player.active:
+        state.active_players -= 1
+    player.active = False
+    player.removed = True
+    player.group.members.remove(player_id)
+    if not player.group.members:
+        state.rerank(player.group)
+
+
+def _on_wrong(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    progress = _group_of(state, data).clue(data["clue_id"])
+    progress.wrong = data["attempts"]
+    if "cooldown_until" in data:
+        progress.cooldown_until = data["cooldown_until"]
+
+
+def _on_solved(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    group = _group_of(state, data)
+    group.clue(data["clue_id"]).solved_ts = ts
+    group.solved += 1
+    _score(state, group, data["points"], ts)
+
+
+def _on_hint(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    group = _group_of(state, data)
+    group.clue(data["clue_id"]).hints += 1
+    _score(state, group, -data["penalty"], ts)
+
+
+def _on_treasure(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    _group_of(state, data).treasure_ts = ts
+
+
+def _on_adjusted(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    _score(state, _group_of(state, data), data["delta"], ts)
+
+
+_APPLIERS: dict[str, Callable[[HuntState, dict[str, Any], int], None]] = {
+    "hunt_started": _on_started,
+    "hunt_ended": _on_ended,
+    "hunt_extended": _on_extended,
+    "player_joined": _on_joined,
+    "player_left": _on_left,
+    "player_removed": _on_removed,
+    "answer_wrong": _on_wrong,
+    "clue_solved": _on_solved,
+    "hint_revealed": _on_hint,
+    "treasure_found": _on_treasure,
+    "score_adjusted": _on_adjusted,
+}

@@ -1,0 +1,183 @@
+"""Hunt state: mutable for speed, changed only by `rules.evolve`.
+
+A hunt's players score in *groups*: a team, or a solo player as a team of one. A group
+owns solved clues, revealed hints, wrong-answer counts, cooldowns and the hint unlock
+clock; players point at their group. The ranking is a sorted list of rank keys
+``(-score, reached_ts, id, kind)`` kept up to date on every score change, so a
+leaderboard query is a slice, never a sort.
+
+`to_snapshot` / `from_snapshot` turn a state into JSON-ready data and back; two
+states are equal exactly when their snapshots are equal.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from typing import Any
+
+from .definition import HuntDefinition, parse_definition
+
+#: Bump when the snapshot layout changes; older snapshots are then ignored (full replay).
+SNAPSHOT_FORMAT = 1
+
+GroupKey = tuple[str, str]  # (kind, id): ("player", "p1") or ("team", "red")
+
+
+class ClueProgress:
+    """One group's progress on one clue."""
+
+    __slots__ = ("solved_ts", "hints", "wrong", "cooldown_until")
+
+    def __init__(self) -> None:
+        self.solved_ts: int | None = None
+        self.hints = 0
+        self.wrong = 0
+        self.cooldown_until: int | None = None
+
+
+class Group:
+    """A team, or a solo player: the unit that solves clues and scores."""
+
+    __slots__ = ("kind", "id", "members", "joined_ts", "progress", "solved", "score",
+                 "reached_ts", "treasure_ts", "rank_key")
+
+    def __init__(self, kind: str, id: str, joined_ts: int) -> None:
+        self.kind = kind
+        self.id = id
+        self.members: list[str] = []  # players not removed, in join order
+        self.joined_ts = joined_ts
+        self.progress: dict[str, ClueProgress] = {}
+        self.solved = 0
+        self.score = 0
+        self.reached_ts = joined_ts
+        self.treasure_ts: int | None = None
+        self.rank_key: tuple[int, int, str, str] | None = None
+
+    @property
+    def key(self) -> GroupKey:
+        return (self.kind, self.id)
+
+    def clue(self, clue_id: str) -> ClueProgress:
+        progress = self.progress.get(clue_id)
+        if progress is None:
+            progress = self.progress[clue_id] = ClueProgress()
+        return progress
+
+
+class PlayerState:
+    """A player's membership: which group, and whether they are in the hunt now."""
+
+    __slots__ = ("group", "active", "removed", "joined_ts")
+
+    def __init__(self, group: Group, joined_ts: int) -> None:
+        self.group = group
+        self.active = True
+        self.removed = False
+        self.joined_ts = joined_ts
+
+
+class HuntState:
+    """Everything known about one hunt after applying its events up to `version`."""
+
+    def __init__(self, definition: HuntDefinition, created_ts: int) -> None:
+        self.definition = definition
+        self.hunt_id = definition.id
+        self.status = "created"  # created -> running -> ended
+        self.version = 0
+        self.seq = 0
+        self.created_ts = created_ts
+        self.started_ts: int | None = None
+        self.ended_ts: int | None = None
+        self.ends_at = definition.ends_at
+        self.players: dict[str, PlayerState] = {}
+        self.groups: dict[GroupKey, Group] = {}
+        self.active_players = 0
+        self.ranking: list[tuple[int, int, str, str]] = []
+
+    # -- ranking -----------------------------------------------------------------
+    def rerank(self, group: Group) -> None:
+        """Move `group` to its place in the ranking (or out of it, with no members)."""
+        if group.rank_key is not None:
+            ranking = self.ranking
+            del ranking[bisect_left(ranking, group.rank_key)]
+            group.rank_key = None
+        if group.members:
+            group.rank_key = (-group.score, group.reached_ts, group.id, group.kind)
+            insort(self.ranking, group.rank_key)
+
+    def rank_of(self, group: Group) -> int | None:
+        if group.rank_key is None:
+            return None
+        return bisect_left(self.ranking, group.rank_key) + 1
+
+    def group_at(self, rank_key: tuple[int, int, str, str]) -> Group:
+        return self.groups[(rank_key[3], rank_key[2])]
+
+
+def to_snapshot(state: HuntState) -> dict[str, Any]:
+    """JSON-ready data that `from_snapshot` turns back into an equal state."""
+    groups = []
+    for group in state.groups.values():
+        groups.append({
+            "kind": group.kind,
+            "id": group.id,
+            "members": list(group.members),
+            "joined_ts": group.joined_ts,
+            "score": group.score,
+            "reached_ts": group.reached_ts,
+            "treasure_ts": group.treasure_ts,
+            "progress": {
+                clue_id: [p.solved_ts, p.hints, p.wrong, p.cooldown_until]
+                for clue_id, p in group.progress.items()
+            },
+        })
+    players = {
+        player_id: [p.group.kind, p.group.id, p.active, p.removed, p.joined_ts]
+        for player_id, p in state.players.items()
+    }
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "definition": state.definition.to_json(),
+        "status": state.status,
+        "version": state.version,
+        "seq": state.seq,
+        "created_ts": state.created_ts,
+        "started_ts": state.started_ts,
+        "ended_ts": state.ended_ts,
+        "ends_at": state.ends_at,
+        "groups": groups,
+        "players": players,
+    }
+
+
+def from_snapshot(data: dict[str, Any]) -> HuntState:
+    """The state a snapshot describes. Raises ValueError for another snapshot format."""
+    if data.get("format") != SNAPSHOT_FORMAT:
+        raise ValueError(f"snapshot format {data.get('format')!r}, expected {SNAPSHOT_FORMAT}")
+    state = HuntState(parse_definition(data["definition"]), data["created_ts"])
+    state.status = data["status"]
+    state.version = data["version"]
+    state.seq = data["seq"]
+    state.started_ts = data["started_ts"]
+    state.ended_ts = data["ended_ts"]
+    state.ends_at = data["ends_at"]
+    for g in data["groups"]:
+        group = Group(g["kind"], g["id"], g["joined_ts"])
+        group.members = list(g["members"])
+        group.score = g["score"]
+        group.reached_ts = g["reached_ts"]
+        group.treasure_ts = g["treasure_ts"]
+        for clue_id, (solved_ts, hints, wrong, cooldown_until) in g["progress"].items():
+            progress = group.clue(clue_id)
+            progress.solved_ts, progress.hints = solved_ts, hints
+            progress.wrong, progress.cooldown_until = wrong, cooldown_until
+            if solved_ts is not None:
+                group.solved += 1
+        state.groups[group.key] = group
+        state.rerank(group)
+    for player_id, (kind, group_id, active, removed, joined_ts) in data["players"].items():
+        player = PlayerState(state.groups[(kind, group_id)], joined_ts)
+        player.active, player.removed = active, removed
+        state.players[player_id] = player
+        state.active_players += active
+    return state

@@ -1,0 +1,153 @@
+"""What each reader may see: query answers and events in the admin or the player view.
+
+The player view never contains answers, hint texts not revealed to that player,
+prompts of clues not open to that player, or the places of check-in clues. The
+admin view has everything. Query answers are JSON-ready dicts (field by field in
+docs/CONTRACT.md); a query about something unknown is a `Rejection`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .commands import Rejection
+from .definition import format_ts
+from .events import StoredEvent
+from .rules import clue_available_ts, is_open
+from .state import Group, HuntState
+
+ADMIN = "admin"
+PLAYER = "player"
+
+
+def _ts(ms: int | None) -> str | None:
+    return None if ms is None else format_ts(ms)
+
+
+def entry(state: HuntState, group: Group, rank: int) -> dict[str, Any]:
+    return {"rank": rank, "id": group.id, "kind": group.kind, "score": group.score,
+            "solved": group.solved, "reached_ts": group.reached_ts}
+
+
+def leaderboard(state: HuntState, limit: int) -> dict[str, Any]:
+    """``{"hunt_id", "entries": [{"rank", "id", "kind", "score", "solved", "reached_ts"}]}``."""
+    entries = [entry(state, state.group_at(key), rank)
+               for rank, key in enumerate(state.ranking[:limit], start=1)]
+    return {"hunt_id": state.hunt_id, "entries": entries}
+
+
+def hunt_summary(state: HuntState) -> dict[str, Any]:
+    definition = state.definition
+    return {
+        "hunt_id": state.hunt_id,
+        "title": definition.title,
+        "status": state.status,
+        "order": definition.order,
+        "starts_at": _ts(definition.starts_at),
+        "ends_at": _ts(state.ends_at),
+        "players": state.active_players,
+        "clues": len(definition.clues),
+        "version": state.version,
+    }
+
+
+def hunt(state: HuntState, view: str) -> dict[str, Any]:
+    """A hunt's status and clue list; the admin view adds the full definition."""
+    out = hunt_summary(state)
+    definition = state.definition
+    out.update({
+        "max_players": definition.max_players,
+        "wrong_answer_cooldown_s": definition.wrong_answer_cooldown_s,
+        "started_ts": state.started_ts,
+        "ended_ts": state.ended_ts,
+        "teams": sum(1 for g in state.groups.values() if g.kind == "team" and g.members),
+        "clue_list": [{"id": c.id, "points": c.points, "by": "check_in" if c.location else "answer",
+                       "hints": len(c.hints)} for c in definition.clues],
+    })
+    if view == ADMIN:
+        out["definition"] = definition.to_json()
+    return out
+
+
+def hunts(states: Iterable[HuntState]) -> dict[str, Any]:
+    return {"hunts": [hunt_summary(s) for s in sorted(states, key=lambda s: s.hunt_id)]}
+
+
+def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
+    """One player's progress: score, rank and the clues open to them (player view)."""
+    member = state.players.get(player_id)
+    if member is None:
+        return Rejection(code="not_joined", message=f"player {player_id!r} is not in hunt {state.hunt_id!r}")
+    group = member.group
+    clues = []
+    for position, clue in enumerate(state.definition.clues):
+        if not is_open(state, group, position):
+            continue
+        progress = group.progress.get(clue.id)
+        revealed = progress.hints if progress is not None else 0
+        item: dict[str, Any] = {
+            "id": clue.id,
+            "prompt": clue.prompt,
+            "points": clue.points,
+            "by": "check_in" if clue.location else "answer",
+            "solved": progress is not None and progress.solved_ts is not None,
+            "hints": [{"text": h.text, "penalty": h.penalty} for h in clue.hints[:revealed]],
+            "hints_left": len(clue.hints) - revealed,
+            "wrong_answers": progress.wrong if progress is not None else 0,
+            "cooldown_until": progress.cooldown_until if progress is not None else None,
+        }
+        if clue.title is not None:
+            item["title"] = clue.title
+        if clue.location is not None:
+            item["radius_m"] = clue.location.radius_m
+        if revealed < len(clue.hints) and not item["solved"]:
+            item["next_hint_at"] = (clue_available_ts(state, group, clue, position)
+                                    + clue.hints[revealed].unlock_after_s * 1000)
+        clues.append(item)
+    return {
+        "hunt_id": state.hunt_id,
+        "player_id": player_id,
+        "team_id": group.id if group.kind == "team" else None,
+        "status": "removed" if member.removed else "active" if member.active else "left",
+        "hunt_status": state.status,
+        "score": group.score,
+        "rank": state.rank_of(group),
+        "solved": group.solved,
+        "reached_ts": group.reached_ts,
+        "treasure_found": group.treasure_ts is not None,
+        "clues": clues,
+    }
+
+
+def redact_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """A hunt definition as a player may see it: no prompts, answers, places or hint texts."""
+    out = {k: v for k, v in definition.items() if k != "clues"}
+    out["clues"] = [
+        {"id": c["id"], "points": c["points"], "by": "check_in" if "location" in c else "answer",
+         "hints": [{"penalty": h["penalty"], "unlock_after_s": h.get("unlock_after_s", 0)}
+                   for h in c.get("hints", ())]}
+        for c in definition["clues"]
+    ]
+    return out
+
+
+def event_data(event: StoredEvent, view: str, *, own: bool = False) -> dict[str, Any]:
+    """An event's data in `view`. `own`: the reader made it (sees their hint text and answer)."""
+    if view == ADMIN:
+        return event.data
+    if event.type == "hunt_created":
+        return {"definition": redact_definition(event.data["definition"])}
+    if not own and event.type in _PRIVATE_FIELDS:
+        hidden = _PRIVATE_FIELDS[event.type]
+        return {k: v for k, v in event.data.items() if k != hidden}
+    return event.data
+
+
+_PRIVATE_FIELDS = {"hint_revealed": "text", "answer_wrong": "answer"}
+
+
+def event(event: StoredEvent, view: str, *, own: bool = False) -> dict[str, Any]:
+    """The stored event as JSON in `view`."""
+    out = event.to_json()
+    out["data"] = event_data(event, view, own=own)
+    return out

@@ -1,0 +1,463 @@
+"""The engine: `open_engine` runs shards, the committer and timers in one nursery.
+
+Commands are routed by a stable hash of their hunt id (CRC-32, the same in every
+process and every run, unlike Python's salted `hash`) to one of N shard tasks. A shard
+decides each command against its hunts' in-memory state, evolves the state at once
+(so the next command of the same hunt sees it) and hands the events to the
+committer; the submitter is answered only after the commit. Hunt state is rebuilt at
+open from the latest snapshot plus later events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import time
+import zlib
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
+
+import attrs
+import trio
+
+from ..domain import views
+from ..domain.commands import Command, Hunts, Leaderboard, Player, Query, Rejection, to_json
+from ..domain.commands import Hunt as HuntQuery
+from ..domain.events import StoredEvent
+from ..domain.result import Result
+from ..domain.rules import decide, evolve
+from ..domain.state import SNAPSHOT_FORMAT, HuntState, from_snapshot, to_snapshot
+from ..domain.timers import END, START, decide_timer, timers_for
+from ..errors import EngineClosed, StorageError
+from ..storage.lock import EngineLock
+from ..storage.store import CommandRecord, SnapshotRow, Store
+from .committer import Committer, Entry
+from .subscriptions import Subscription
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch (the default clock)."""
+    return time.time_ns() // 1_000_000
+
+
+def shard_of(hunt_id: str, shards: int) -> int:
+    """The shard that owns `hunt_id`: stable across processes, runs and machines."""
+    return zlib.crc32(hunt_id.encode()) % shards
+
+
+def fingerprint(command: Command) -> str:
+    """A digest of the command's canonical JSON: the same command, the same digest."""
+    text = json.dumps(to_json(command), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class EngineConfig:
+    """Everything `open_engine` can be told; built once by the caller."""
+
+    path: str
+    shards: int = 4
+    sync: str = "full"
+    inbox_size: int = 1024
+    max_batch: int = 2000
+    max_pending: int = 20_000
+    snapshot_every: int = 1000
+    subscriber_buffer: int = 10_000
+    idempotency_window_s: int = 24 * 3600
+    shutdown_grace_s: float = 10.0
+    clock: Callable[[], int] = wall_clock_ms
+
+    def __attrs_post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError(f"shards: must be >= 1, got {self.shards}")
+        if self.sync not in ("full", "normal"):
+            raise ValueError(f"sync: must be 'full' or 'normal', got {self.sync!r}")
+        for name in ("inbox_size", "max_batch", "max_pending", "snapshot_every", "subscriber_buffer"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+
+class _Request:
+    __slots__ = ("command", "command_id", "entry", "timer")
+
+    def __init__(self, command: Command | None, command_id: str | None, entry: Entry,
+                 timer: tuple[str, str, int] | None = None) -> None:
+        self.command = command
+        self.command_id = command_id
+        self.entry = entry
+        self.timer = timer
+
+
+class Engine:
+    """A running engine. Make one with `open_engine`; every method runs on its trio loop."""
+
+    def __init__(self, config: EngineConfig, store: Store, reader: Store) -> None:
+        self.config = config
+        self._store = store
+        self._reader = reader
+        self._reader_lock = trio.Lock()
+        self.hunts: dict[str, HuntState] = {}
+        self._snapshot_versions: dict[str, int] = {}
+        self._commands: dict[str, CommandRecord] = {}
+        self._inflight: dict[str, tuple[str, Entry]] = {}
+        self._subscribers: set[Subscription] = set()
+        self._timers: list[tuple[int, str, str]] = []
+        self._timers_changed = trio.Event()
+        self._last_now = 0
+        self.closed = False
+        self._shards_running = 0
+        self._drained = trio.Event()
+        self._inboxes: list[trio.MemorySendChannel[_Request]] = []
+        self.committer = Committer(store, last_seq=store.last_seq(), max_batch=config.max_batch,
+                                   max_pending=config.max_pending, publish=self._publish)
+
+    # -- public API ---------------------------------------------------------------------
+    @property
+    def committed_seq(self) -> int:
+        """The last `seq` known durable."""
+        return self.committer.committed_seq
+
+    async def submit(self, command: Command, *, command_id: str | None = None, wait: bool = True) -> Result:
+        """Decide and durably record `command`; returns once its events are committed.
+
+        Game outcomes come back as a `Result` (``ok`` or an ``error``). With
+        ``wait=False`` a full inbox gives ``overloaded`` at once instead of waiting.
+
+        Raises:
+            EngineClosed: the engine is closed or closing.
+            StorageError: the commit failed (the engine then stops).
+        """
+        if self.closed:
+            raise EngineClosed("the engine is closed")
+        entry = Entry()
+        request = _Request(command, command_id, entry)
+        inbox = self._inboxes[shard_of(command.hunt_id, self.config.shards)]
+        try:
+            if wait:
+                await inbox.send(request)
+            else:
+                try:
+                    inbox.send_nowait(request)
+                except trio.WouldBlock:
+                    return Result.rejected("overloaded", "the engine is overloaded: try again shortly")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise EngineClosed("the engine is closed") from None
+        await entry.wait()
+        result = entry.result
+        if isinstance(result, _Replay):
+            return await self._replayed(result.record)
+        return result
+
+    async def query(self, query: Query, *, view: str = views.ADMIN) -> Result | dict[str, Any]:
+        """Answer a query from memory; never shows an event that is not yet committed.
+
+        Returns the answer as a JSON-ready dict, or a `Result` with an error (such as
+        ``unknown_hunt``) when the query names something unknown.
+        """
+        if isinstance(query, Hunts):
+            states = list(self.hunts.values())
+            answer: Any = views.hunts(states)
+            seq = max((s.seq for s in states), default=0)
+        else:
+            state = self.hunts.get(query.hunt_id)
+            if state is None:
+                return Result.rejected("unknown_hunt", f"no hunt {query.hunt_id!r}")
+            seq = state.seq
+            if isinstance(query, Leaderboard):
+                answer = views.leaderboard(state, query.limit)
+            elif isinstance(query, Player):
+                answer = views.player(state, query.player_id)
+            elif isinstance(query, HuntQuery):
+                answer = views.hunt(state, view)
+            else:  # pragma: no cover - parse_query only makes the four
+                raise TypeError(f"not a query: {query!r}")
+        await self.committer.wait_committed(seq)
+        if isinstance(answer, Rejection):
+            return Result(ok=False, error=answer)
+        return answer
+
+    @asynccontextmanager
+    async def subscribe(self, *, hunt_id: str | None = None, after_seq: int = 0,
+                        buffer: int | None = None) -> AsyncIterator[Subscription]:
+        """Events after `after_seq` (all hunts, or one), from the log and then live.
+
+        Iteration raises `SubscriberTooSlow` if the subscriber falls more than `buffer`
+        events behind, and ends when the engine closes.
+        """
+        if self.closed:
+            raise EngineClosed("the engine is closed")
+        sub = Subscription(self, hunt_id=hunt_id, after_seq=after_seq,
+                           buffer=buffer or self.config.subscriber_buffer)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    # -- subscriptions ------------------------------------------------------------------
+    def _register(self, sub: Subscription) -> None:
+        if self.closed:
+            sub.close()
+        else:
+            self._subscribers.add(sub)
+
+    def _publish(self, events: list[StoredEvent]) -> None:
+        dropped = [sub for sub in self._subscribers if not sub.offer(events)]
+        for sub in dropped:
+            self._subscribers.discard(sub)
+
+    async def _read_events(self, **kwargs: Any) -> list[StoredEvent]:
+        async with self._reader_lock:
+            return await trio.to_thread.run_sync(lambda: list(self._reader.read_events(**kwargs)))
+
+    async def _replayed(self, record: CommandRecord) -> Result:
+        """The first result of a command_id seen before: its events, read back."""
+        async with self._reader_lock:
+            events = await trio.to_thread.run_sync(self._reader.events_in_range, record.first_seq, record.last_seq)
+        return Result(ok=True, events=tuple(events))
+
+    # -- time ---------------------------------------------------------------------------
+    def now(self) -> int:
+        """The accept timestamp: the clock, never going backwards."""
+        now = self.config.clock()
+        if now < self._last_now:
+            return self._last_now
+        self._last_now = now
+        return now
+
+    # -- shards -------------------------------------------------------------------------
+    async def _run_shard(self, inbox: trio.MemoryReceiveChannel[_Request], *,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        committer = self.committer
+        self._shards_running += 1
+        try:
+            async with inbox:
+                async for request in inbox:
+                    if not committer.has_room():
+                        await committer.wait_for_room()
+                    if request.timer is not None:
+                        self._fire_timer(request)
+                    else:
+                        self._handle(request)
+        finally:
+            self._shards_running -= 1
+            if self._shards_running == 0:
+                self._drained.set()
+
+    def _handle(self, request: _Request) -> None:
+        command, command_id, entry = request.command, request.command_id, request.entry
+        assert command is not None
+        if command_id is not None:
+            digest = fingerprint(command)
+            known = self._commands.get(command_id) or self._inflight.get(command_id)
+            if known is not None:
+                self._repeat(entry, command_id, digest, known)
+                return
+        else:
+            digest = ""
+        hunt_id = command.hunt_id
+        state = self.hunts.get(hunt_id)
+        now = self.now()
+        decision = decide(state, command, now=now)
+        if isinstance(decision, Rejection):
+            entry.result = Result(ok=False, error=decision)
+            self.committer.append(entry)
+            return
+        state = self._apply(entry, state, hunt_id, decision, now, command_id)
+        if command_id is not None:
+            record = CommandRecord(command_id=command_id, fingerprint=digest, hunt_id=hunt_id,
+                                   first_seq=entry.events[0].seq, last_seq=entry.events[-1].seq, ts=now)
+            entry.command = record
+            self._inflight[command_id] = (digest, entry)
+
+            def remember(command_id: str = command_id, record: CommandRecord = record) -> None:
+                self._commands[command_id] = record
+                self._inflight.pop(command_id, None)
+
+            entry.on_commit = remember
+        entry.result = Result(ok=True, events=tuple(entry.events))
+        self.committer.append(entry)
+
+    def _repeat(self, entry: Entry, command_id: str, digest: str, known: Any) -> None:
+        """A command_id seen before: the same command gets the first result."""
+        if isinstance(known, CommandRecord):
+            same, result = known.fingerprint == digest, _Replay(known)
+        else:
+            first_digest, first_entry = known
+            same, result = first_digest == digest, first_entry.result
+        if not same:
+            result = Result.rejected("invalid_command",
+                                     f"command_id {command_id!r} was already used for a different command")
+        entry.result = result
+        self.committer.append(entry)
+
+    def _apply(self, entry: Entry, state: HuntState | None, hunt_id: str, decision: list[Any],
+               now: int, command_id: str | None) -> HuntState:
+        """Stamp, evolve and queue the events of one accepted decision."""
+        version = state.version if state is not None else 0
+        for new in decision:
+            version += 1
+            event = self.committer.new_event(entry, hunt_id, version, new.type, now, new.data, command_id)
+            state = evolve(state, event)
+            self._schedule_for(entry, hunt_id, event, state)
+        assert state is not None
+        self.hunts[hunt_id] = state
+        if state.version - self._snapshot_versions.get(hunt_id, 0) >= self.config.snapshot_every:
+            entry.snapshot = self._snapshot(state)
+        return state
+
+    def _snapshot(self, state: HuntState) -> SnapshotRow:
+        self._snapshot_versions[state.hunt_id] = state.version
+        blob = zlib.compress(json.dumps(to_snapshot(state), separators=(",", ":")).encode(), 1)
+        return SnapshotRow(hunt_id=state.hunt_id, version=state.version, seq=state.seq,
+                           format=SNAPSHOT_FORMAT, state=blob, ts=self.now())
+
+    # -- timers -------------------------------------------------------------------------
+    def _schedule_for(self, entry: Entry, hunt_id: str, event: StoredEvent, state: HuntState) -> None:
+        """Keep durable timers in step with lifecycle events (same transaction)."""
+        if event.type == "hunt_created":
+            for kind, due in timers_for(state.definition):
+                entry.timers_set.append((hunt_id, kind, due))
+                self._add_timer(due, hunt_id, kind)
+        elif event.type == "hunt_extended" and state.ends_at is not None:
+            entry.timers_set.append((hunt_id, END, state.ends_at))
+            self._add_timer(state.ends_at, hunt_id, END)
+        elif event.type == "hunt_started":
+            entry.timers_deleted.append((hunt_id, START))
+        elif event.type == "hunt_ended":
+            entry.timers_deleted.extend([(hunt_id, START), (hunt_id, END)])
+
+    def _add_timer(self, due: int, hunt_id: str, kind: str) -> None:
+        heapq.heappush(self._timers, (due, hunt_id, kind))
+        self._timers_changed.set()
+
+    async def _run_timers(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            if self._timers:
+                due, hunt_id, kind = self._timers[0]
+                delay = (due - self.config.clock()) / 1000
+                if delay <= 0:
+                    heapq.heappop(self._timers)
+                    inbox = self._inboxes[shard_of(hunt_id, self.config.shards)]
+                    try:
+                        await inbox.send(_Request(None, None, Entry(), timer=(hunt_id, kind, due)))
+                    except trio.ClosedResourceError:
+                        return  # shutting down: the timer stays in the database
+                    continue
+            else:
+                delay = math.inf
+            self._timers_changed = trio.Event()
+            with trio.move_on_after(delay):
+                await self._timers_changed.wait()
+
+    def _fire_timer(self, request: _Request) -> None:
+        assert request.timer is not None
+        hunt_id, kind, due = request.timer
+        state = self.hunts.get(hunt_id)
+        decision = decide_timer(state, kind, due)
+        if not decision:
+            return
+        self._apply(request.entry, state, hunt_id, decision, max(self.now(), due), None)
+        self.committer.append(request.entry)
+
+    # -- open and close -----------------------------------------------------------------
+    def _load(self) -> None:
+        """Rebuild every hunt from its latest usable snapshot plus later events (in a thread)."""
+        store = self._store
+        for hunt_id in store.hunt_ids():
+            state = None
+            snapshot = store.latest_snapshot(hunt_id)
+            if snapshot is not None and snapshot.format == SNAPSHOT_FORMAT:
+                try:
+                    state = from_snapshot(json.loads(zlib.decompress(snapshot.state)))
+                except (ValueError, KeyError, TypeError, zlib.error):
+                    state = None  # a snapshot is a cache: never trusted over the log
+            if state is not None:
+                self._snapshot_versions[hunt_id] = state.version
+            for event in store.read_hunt_events(hunt_id, after_version=state.version if state else 0):
+                state = evolve(state, event)
+            if state is not None:
+                self.hunts[hunt_id] = state
+        since = self.config.clock() - self.config.idempotency_window_s * 1000
+        for record in store.load_commands(since):
+            self._commands[record.command_id] = record
+        store.prune_commands(since)
+        for hunt_id, kind, due in store.timers():
+            heapq.heappush(self._timers, (due, hunt_id, kind))
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        await nursery.start(self.committer.run)
+        for _ in range(self.config.shards):
+            send, receive = trio.open_memory_channel[_Request](self.config.inbox_size)
+            self._inboxes.append(send)
+            await nursery.start(self._run_shard, receive)
+        await nursery.start(self._run_timers)
+
+    async def _shutdown(self) -> None:
+        """Stop taking commands, finish those in flight, snapshot, and commit."""
+        self.closed = True
+        for inbox in self._inboxes:
+            await inbox.aclose()
+        # Shards drain their inboxes and exit; then the committer drains its queue.
+        await self._drained.wait()
+        for state in self.hunts.values():
+            if state.version > self._snapshot_versions.get(state.hunt_id, 0):
+                entry = Entry()
+                entry.snapshot = self._snapshot(state)
+                self.committer.append(entry)
+        await self.committer.drain()
+        for sub in list(self._subscribers):
+            sub.close()
+        self._subscribers.clear()
+
+
+class _Replay:
+    """Marks a repeated command whose first result must be read back from the log."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: CommandRecord) -> None:
+        self.record = record
+
+
+@asynccontextmanager
+async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
+    """Open (creating or migrating) the database at `path` and run an engine on it.
+
+    Options are the fields of `EngineConfig` (``shards``, ``sync``, ``snapshot_every``,
+    ``clock``...). Leaving the block shuts down gracefully: in-flight commands finish,
+    snapshots are taken. If any engine task fails, the rest are cancelled and the
+    error reaches the caller.
+
+    Raises:
+        EngineLocked: another engine holds the database.
+        SchemaTooNew: the database was written by a newer thengine.
+        StorageError: the database cannot be opened.
+    """
+    config = EngineConfig(path=str(path), **options)
+    lock = EngineLock.acquire(config.path)
+    try:
+        store = Store.open(config.path, sync=config.sync)
+        try:
+            reader = Store.open(config.path, readonly=True)
+            try:
+                engine = Engine(config, store, reader)
+                await trio.to_thread.run_sync(engine._load)
+                async with trio.open_nursery() as nursery:
+                    await engine._start(nursery)
+                    try:
+                        yield engine
+                    finally:
+                        with trio.move_on_after(config.shutdown_grace_s) as scope:
+                            scope.shield = True
+                            await engine._shutdown()
+                        nursery.cancel_scope.cancel()
+            finally:
+                reader.close()
+        finally:
+            store.close()
+    finally:
+        lock.release()

@@ -1,0 +1,530 @@
+"""The event log and everything kept beside it, in one SQLite database.
+
+`Store.write` is the hot path: the committer hands it a `Batch` (every append waiting
+at that moment, with their command records, snapshots and timer changes) and it
+writes all of it in ONE transaction: all of it is durable, or none of it is visible.
+Rows arrive already encoded (`EventRow.data` is JSON text), so writing costs no
+per-row Python work beyond building binding tuples.
+
+Reads page through the log by key (seq, or version within a hunt) instead of holding
+one cursor open across `yield`s: a slow consumer then never pins an old read snapshot
+(which would stop WAL checkpoints) or keeps a statement open on the writer's connection.
+The log is append-only, so paging gives the same answer as one long cursor would.
+
+Every apsw error is translated into `StorageError`, naming the file and what failed.
+One `Store` (one apsw connection) must be used from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import operator
+import os
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+import apsw
+import attrs
+from attrs import Factory
+
+from thengine.domain.events import StoredEvent
+from thengine.errors import StorageError
+from thengine.storage import migrations as _migrations
+from thengine.storage.connection import Sync, connect
+
+PAGE_SIZE = 1000
+SNAPSHOT_PAGE_SIZE = 32
+_MAX_INT = 2**63 - 1
+_MIN_INT = -(2**63)
+
+
+@attrs.frozen(kw_only=True)
+class EventRow:
+    """An event ready to store: `data` is its JSON object already encoded as text."""
+
+    seq: int
+    hunt_id: str
+    version: int
+    type: str
+    ts: int
+    data: str
+    command_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CommandRecord:
+    """An accepted command with a `command_id`: its events are `first_seq..last_seq`."""
+
+    command_id: str
+    fingerprint: str
+    hunt_id: str
+    first_seq: int
+    last_seq: int
+    ts: int
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotRow:
+    """A hunt's state as of `version` (log position `seq`), serialised in `format`."""
+
+    hunt_id: str
+    version: int
+    seq: int
+    format: int
+    state: bytes
+    ts: int
+
+
+@attrs.frozen(kw_only=True)
+class Batch:
+    """One transaction's worth of writes.
+
+    Applied in this order: events, commands, snapshots (replacing one at the same
+    hunt and version), timers_set (upserts of `(hunt_id, kind, due_ts)`), then
+    timers_deleted (`(hunt_id, kind)`; so a timer set and deleted in one batch ends
+    up deleted).
+    """
+
+    events: list[EventRow] = Factory(list)
+    commands: list[CommandRecord] = Factory(list)
+    snapshots: list[SnapshotRow] = Factory(list)
+    timers_set: list[tuple[str, str, int]] = Factory(list)
+    timers_deleted: list[tuple[str, str]] = Factory(list)
+
+
+# Binding tuples are built by attrgetter, in C: no per-row Python frames on the hot path.
+_event_values = operator.attrgetter("seq", "hunt_id", "version", "type", "ts", "data", "command_id")
+_command_values = operator.attrgetter("command_id", "fingerprint", "hunt_id", "first_seq", "last_seq", "ts")
+_snapshot_values = operator.attrgetter("hunt_id", "version", "seq", "format", "state", "ts")
+
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, hunt_id, version, type, ts, data, command_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_COMMAND = (
+    "INSERT INTO commands (command_id, fingerprint, hunt_id, first_seq, last_seq, ts) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_SNAPSHOT = (
+    "INSERT OR REPLACE INTO snapshots (hunt_id, version, seq, format, state, ts) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_TIMER = (
+    "INSERT INTO timers (hunt_id, kind, due_ts) VALUES (?, ?, ?) "
+    "ON CONFLICT (hunt_id, kind) DO UPDATE SET due_ts = excluded.due_ts"
+)
+_DELETE_TIMER = "DELETE FROM timers WHERE hunt_id = ? AND kind = ?"
+
+_EVENT_COLUMNS = "seq, hunt_id, version, type, ts, data"
+_SNAPSHOT_COLUMNS = "hunt_id, version, seq, format, state, ts"
+
+# Whole log in seq order: a rowid range scan.
+_EVENTS_BY_SEQ = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+# One hunt in version order, through the UNIQUE(hunt_id, version) index; `+seq` keeps
+# the planner from trading that index for a rowid range scan plus a sort.
+_EVENTS_OF_HUNT = (
+    f"SELECT {_EVENT_COLUMNS} FROM events "
+    "WHERE hunt_id = ? AND version > ? AND +seq > ? AND +seq <= ? ORDER BY version LIMIT ?"
+)
+
+# The distinct hunt ids by skipping through the (hunt_id, version) index: one
+# index seek per hunt instead of a scan of every event.
+_HUNT_IDS_CTE = """
+WITH RECURSIVE hunts(id) AS (
+    SELECT min(hunt_id) FROM events
+    UNION ALL
+    SELECT (SELECT min(hunt_id) FROM events WHERE hunt_id > hunts.id) FROM hunts WHERE hunts.id IS NOT NULL
+)
+"""
+_HUNT_IDS = _HUNT_IDS_CTE + "SELECT id FROM hunts WHERE id IS NOT NULL"
+_HUNT_HEADS = _HUNT_IDS_CTE + """
+SELECT events.hunt_id, events.version, events.seq
+FROM hunts JOIN events
+  ON events.hunt_id = hunts.id
+ AND events.version = (SELECT max(version) FROM events AS head WHERE head.hunt_id = hunts.id)
+"""
+
+
+def decode_events(rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
+    """`(seq, hunt_id, version, type, ts, data_json)` rows -> `StoredEvent`s."""
+    loads = json.loads
+    return [
+        StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type_, ts=ts, data=loads(data))
+        for seq, hunt_id, version, type_, ts, data in rows
+    ]
+
+
+def _snapshot(row: tuple[Any, ...]) -> SnapshotRow:
+    hunt_id, version, seq, format_, state, ts = row
+    return SnapshotRow(hunt_id=hunt_id, version=version, seq=seq, format=format_, state=state, ts=ts)
+
+
+class Store:
+    """One open thengine database: the event log, snapshots, command records, timers, meta."""
+
+    def __init__(self, path: str, conn: apsw.Connection, *, readonly: bool = False) -> None:
+        self.path = path
+        self.conn = conn
+        self.readonly = readonly
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        sync: Sync = "full",
+        readonly: bool = False,
+        migrate: bool = True,
+        vfs: str | None = None,
+    ) -> Store:
+        """Open (and, if writable, create or migrate) the database at `path`.
+
+        Args:
+            sync: "full" or "normal", see `connection.connect`.
+            readonly: open read-only; the schema must already be current.
+            migrate: apply pending migrations (writable only); if False the schema is
+                only checked.
+            vfs: a registered SQLite VFS name (fault-injection tests).
+
+        Raises:
+            StorageError: cannot open, not a thengine database, not initialised (read-only).
+            SchemaTooNew: written by a newer thengine.
+        """
+        name = os.fspath(path)
+        conn = connect(name, readonly=readonly, sync=sync, vfs=vfs)
+        try:
+            if migrate and not readonly:
+                _migrations.migrate(conn)
+            else:
+                _migrations.check_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(name, conn, readonly=readonly)
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Translate apsw errors into StorageError naming the file and `what` failed."""
+        try:
+            yield
+        except apsw.Error as exc:
+            raise StorageError(f"{self.path}: {what} failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[apsw.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any error, never left open."""
+        if self.readonly:
+            raise StorageError(f"{self.path}: {what} failed: the database is open read-only")
+        conn = self.conn
+        with self._errors(what):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT may already have rolled back; ROLLBACK only if still open.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _all(self, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._errors(what):
+            return self.conn.execute(sql, bindings).fetchall()
+
+    def _scalar(self, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> Any:
+        return self._all(what, sql, bindings)[0][0]
+
+    # -- writing ----------------------------------------------------------------
+
+    def write(self, batch: Batch) -> None:
+        """Write everything in `batch` in one transaction: all durable, or nothing visible.
+
+        Raises:
+            StorageError: any database error (constraint violation, I/O error, disk
+                full). The transaction is rolled back and the Store stays usable.
+        """
+        with self._transaction(f"writing a batch of {len(batch.events)} events") as conn:
+            if batch.events:
+                conn.executemany(_INSERT_EVENT, map(_event_values, batch.events))
+            if batch.commands:
+                conn.executemany(_INSERT_COMMAND, map(_command_values, batch.commands))
+            if batch.snapshots:
+                conn.executemany(_INSERT_SNAPSHOT, map(_snapshot_values, batch.snapshots))
+            if batch.timers_set:
+                conn.executemany(_UPSERT_TIMER, batch.timers_set)
+            if batch.timers_deleted:
+                conn.executemany(_DELETE_TIMER, batch.timers_deleted)
+
+    # -- the log ----------------------------------------------------------------
+
+    def last_seq(self) -> int:
+        """The highest `seq` in the log, 0 if it is empty."""
+        return self._scalar("reading the last seq", "SELECT coalesce(max(seq), 0) FROM events")
+
+    def hunt_ids(self) -> list[str]:
+        """Every hunt with at least one event, sorted."""
+        return [hunt_id for (hunt_id,) in self._all("listing hunts", _HUNT_IDS)]
+
+    def hunt_heads(self) -> dict[str, tuple[int, int]]:
+        """For each hunt, `(last version, seq of that event)`."""
+        rows = self._all("reading hunt heads", _HUNT_HEADS)
+        return {hunt_id: (version, seq) for hunt_id, version, seq in rows}
+
+    def read_events(
+        self,
+        *,
+        after_seq: int = 0,
+        hunt_id: str | None = None,
+        until_seq: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[StoredEvent]:
+        """Events with `after_seq < seq <= until_seq`, optionally of one hunt, in seq order."""
+        if hunt_id is not None:
+            return self._read_hunt(hunt_id, after_version=0, after_seq=after_seq, until_seq=until_seq, limit=limit)
+        return self._read_log(after_seq=after_seq, until_seq=until_seq, limit=limit)
+
+    def read_hunt_events(
+        self, hunt_id: str, *, after_version: int = 0, until_seq: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """One hunt's events with `version > after_version` (and `seq <= until_seq`), in version order."""
+        return self._read_hunt(hunt_id, after_version=after_version, after_seq=0, until_seq=until_seq, limit=None)
+
+    def events_in_range(self, first_seq: int, last_seq: int) -> list[StoredEvent]:
+        """The events `first_seq..last_seq` inclusive (e.g. a remembered command's result)."""
+        rows = self._all(
+            f"reading events {first_seq}..{last_seq}",
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+            (first_seq, last_seq),
+        )
+        return decode_events(rows)
+
+    def _read_log(self, *, after_seq: int, until_seq: int | None, limit: int | None) -> Iterator[StoredEvent]:
+        until = _MAX_INT if until_seq is None else until_seq
+        remaining = _MAX_INT if limit is None else limit
+        while remaining > 0:
+            page = min(PAGE_SIZE, remaining)
+            rows = self._all("reading events", _EVENTS_BY_SEQ, (after_seq, until, page))
+            yield from decode_events(rows)
+            if len(rows) < page:
+                return
+            remaining -= len(rows)
+            after_seq = rows[-1][0]
+
+    def _read_hunt(
+        self, hunt_id: str, *, after_version: int, after_seq: int, until_seq: int | None, limit: int | None
+    ) -> Iterator[StoredEvent]:
+        # Within a hunt, version order is seq order.
+        until = _MAX_INT if until_seq is None else until_seq
+        remaining = _MAX_INT if limit is None else limit
+        while remaining > 0:
+            page = min(PAGE_SIZE, remaining)
+            rows = self._all(
+                f"reading events of hunt {hunt_id!r}",
+                _EVENTS_OF_HUNT,
+                (hunt_id, after_version, after_seq, until, page),
+            )
+            yield from decode_events(rows)
+            if len(rows) < page:
+                return
+            remaining -= len(rows)
+            after_version = rows[-1][2]
+
+    # -- snapshots --------------------------------------------------------------
+
+    def latest_snapshot(self, hunt_id: str, *, max_seq: int | None = None) -> SnapshotRow | None:
+        """The hunt's newest snapshot, or its newest taken at or before `max_seq`."""
+        rows = self._all(
+            f"reading the latest snapshot of {hunt_id!r}",
+            f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE hunt_id = ? AND seq <= ? "
+            "ORDER BY version DESC LIMIT 1",
+            (hunt_id, _MAX_INT if max_seq is None else max_seq),
+        )
+        return _snapshot(rows[0]) if rows else None
+
+    def snapshots(self, hunt_id: str | None = None) -> Iterator[SnapshotRow]:
+        """Every snapshot (of one hunt, or of all), ordered by hunt and version."""
+        after: tuple[str, int] = ("", _MIN_INT)
+        while True:
+            if hunt_id is None:
+                sql = (
+                    f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE (hunt_id, version) > (?, ?) "
+                    "ORDER BY hunt_id, version LIMIT ?"
+                )
+                bindings: tuple[Any, ...] = (*after, SNAPSHOT_PAGE_SIZE)
+            else:
+                sql = (
+                    f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE hunt_id = ? AND version > ? "
+                    "ORDER BY version LIMIT ?"
+                )
+                bindings = (hunt_id, after[1], SNAPSHOT_PAGE_SIZE)
+            rows = self._all("reading snapshots", sql, bindings)
+            yield from map(_snapshot, rows)
+            if len(rows) < SNAPSHOT_PAGE_SIZE:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def delete_snapshots(self, hunt_id: str | None = None) -> int:
+        """Delete the snapshots of one hunt, or all of them. Returns how many."""
+        with self._transaction("deleting snapshots") as conn:
+            if hunt_id is None:
+                conn.execute("DELETE FROM snapshots")
+            else:
+                conn.execute("DELETE FROM snapshots WHERE hunt_id = ?", (hunt_id,))
+            return conn.changes()
+
+    def prune_snapshots(self, keep: int = 2) -> int:
+        """Keep only the newest `keep` snapshots of each hunt. Returns how many were deleted."""
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, got {keep}")
+        with self._transaction("pruning snapshots") as conn:
+            conn.execute(
+                """
+                DELETE FROM snapshots WHERE (hunt_id, version) IN (
+                    SELECT hunt_id, version FROM (
+                        SELECT hunt_id, version,
+                               row_number() OVER (PARTITION BY hunt_id ORDER BY version DESC) AS newest
+                        FROM snapshots
+                    ) WHERE newest > ?
+                )
+                """,
+                (keep,),
+            )
+            return conn.changes()
+
+    # -- command records ----------------------------------------------------------
+
+    def load_commands(self, since_ts: int) -> Iterator[CommandRecord]:
+        """Command records with `ts >= since_ts`, in the order they were written."""
+        after_rowid = 0
+        while True:
+            rows = self._all(
+                "loading command records",
+                "SELECT rowid, command_id, fingerprint, hunt_id, first_seq, last_seq, ts FROM commands "
+                "WHERE rowid > ? AND +ts >= ? ORDER BY rowid LIMIT ?",
+                (after_rowid, since_ts, PAGE_SIZE),
+            )
+            for _, command_id, fingerprint, hunt_id, first_seq, last_seq, ts in rows:
+                yield CommandRecord(
+                    command_id=command_id,
+                    fingerprint=fingerprint,
+                    hunt_id=hunt_id,
+                    first_seq=first_seq,
+                    last_seq=last_seq,
+                    ts=ts,
+                )
+            if len(rows) < PAGE_SIZE:
+                return
+            after_rowid = rows[-1][0]
+
+    def prune_commands(self, before_ts: int) -> int:
+        """Forget command records older than `before_ts`. Returns how many."""
+        with self._transaction("pruning command records") as conn:
+            conn.execute("DELETE FROM commands WHERE ts < ?", (before_ts,))
+            return conn.changes()
+
+    # -- timers and meta ----------------------------------------------------------
+
+    def timers(self) -> list[tuple[str, str, int]]:
+        """Every pending timer as `(hunt_id, kind, due_ts)`, soonest first."""
+        return self._all(
+            "reading timers", "SELECT hunt_id, kind, due_ts FROM timers ORDER BY due_ts, hunt_id, kind"
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting, or None."""
+        rows = self._all(f"reading meta {key!r}", "SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting, replacing any previous value."""
+        with self._transaction(f"writing meta {key!r}") as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- the whole database -------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Counts and sizes: events, hunts, snapshots, commands, timers, db_bytes,
+        wal_bytes, schema_version, last_seq."""
+        counts = {
+            table: self._scalar(f"counting {table}", f"SELECT count(*) FROM {table}")
+            for table in ("events", "snapshots", "commands", "timers")
+        }
+        return {
+            "events": counts["events"],
+            "hunts": len(self.hunt_ids()),
+            "snapshots": counts["snapshots"],
+            "commands": counts["commands"],
+            "timers": counts["timers"],
+            "db_bytes": _file_size(self.path),
+            "wal_bytes": _file_size(self.path + "-wal"),
+            "schema_version": self._scalar("reading the schema version", "PRAGMA user_version"),
+            "last_seq": self.last_seq(),
+        }
+
+    def backup_to(self, dest_path: str | os.PathLike[str]) -> None:
+        """Copy the database, as of one consistent moment, to a new file `dest_path`.
+
+        Uses SQLite's online backup API, so the copy includes what is only in the WAL
+        and is consistent while a writer runs. The copy is a single self-contained
+        file (rollback-journal mode; thengine switches it back to WAL when opened).
+
+        Raises:
+            StorageError: `dest_path` exists (never overwritten), or the copy failed
+                (the partial file is removed).
+        """
+        dest = os.fspath(dest_path)
+        try:
+            # O_EXCL claims the name atomically: an existing file is never overwritten.
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            raise StorageError(f"{dest} already exists; not overwriting it") from None
+        except OSError as exc:
+            raise StorageError(f"cannot create {dest}: {exc}") from exc
+        done = False
+        try:
+            with self._errors(f"backing up to {dest}"):
+                target = apsw.Connection(dest)
+                try:
+                    with target.backup("main", self.conn, "main") as backup:
+                        while not backup.done:
+                            backup.step(-1)  # every page in one step: one read snapshot
+                    target.execute("PRAGMA journal_mode = DELETE").fetchall()
+                finally:
+                    target.close()
+            done = True
+        finally:
+            if not done:
+                for leftover in (dest, dest + "-journal", dest + "-wal", dest + "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(leftover)
+
+    def close(self) -> None:
+        """Close the connection. Calling it again does nothing."""
+        with self._errors("closing"):
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.readonly else "read-write"
+        return f"<Store {self.path} {mode}>"
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
