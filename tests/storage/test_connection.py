@@ -6,7 +6,7 @@ import apsw
 import pytest
 
 from thengine.errors import StorageError
-from thengine.storage.connection import CACHE_SIZE_KIB, BUSY_TIMEOUT_MS, connect
+from thengine.storage.connection import BUSY_TIMEOUT_MS, CACHE_SIZE_KIB, connect
 
 
 def pragma(conn: apsw.Connection, name: str) -> object:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -22,7 +23,7 @@ from thengine.storage.store import Store
 TABLES = {"events", "snapshots", "commands", "timers", "meta"}
 
 
-def schema(conn: apsw.Connection) -> list[tuple[str, str, str]]:
+def schema(conn: apsw.Connection) -> list[tuple[Any, ...]]:
     return conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
 
 

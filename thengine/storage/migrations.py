@@ -69,7 +69,9 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def user_version(conn: apsw.Connection) -> int:
     """The schema version recorded in the database (0: never initialised)."""
-    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+    version = conn.execute("PRAGMA user_version").fetchall()[0][0]
+    assert isinstance(version, int)
+    return version
 
 
 def _tables(conn: apsw.Connection) -> set[str]:
@@ -101,10 +103,14 @@ def migrate(conn: apsw.Connection, migrations: list[tuple[int, str, str]] | None
     newest = migrations[-1][0] if migrations else 0
     path = conn.filename
     try:
+        version = user_version(conn)
+        _refuse_if_too_new(conn, version, newest)
         for number, name, sql in migrations:
+            if number <= version:
+                continue
             conn.execute("BEGIN IMMEDIATE")
             try:
-                version = user_version(conn)
+                version = user_version(conn)  # another process may have migrated meanwhile
                 _refuse_if_too_new(conn, version, newest)
                 if version == 0 and number == 1 and _tables(conn):
                     raise StorageError(
@@ -120,7 +126,7 @@ def migrate(conn: apsw.Connection, migrations: list[tuple[int, str, str]] | None
             except BaseException:
                 _rollback(conn)
                 raise
-        version = user_version(conn)
+            version = user_version(conn)
     except apsw.Error as exc:
         raise StorageError(f"{path}: cannot migrate: {exc}") from exc
     _refuse_if_too_new(conn, version, newest)

@@ -12,7 +12,12 @@ one cursor open across `yield`s: a slow consumer then never pins an old read sna
 The log is append-only, so paging gives the same answer as one long cursor would.
 
 Every apsw error is translated into `StorageError`, naming the file and what failed.
-One `Store` (one apsw connection) must be used from one thread at a time.
+
+One `Store` is one apsw connection: use it from one thread at a time. In particular,
+never read through the writer's Store from another thread while `write` may be
+running: a connection sees its own uncommitted transaction, so such a read could
+observe events that are not yet durable. Concurrent readers open their own Store
+(`readonly=True` works in the same process, and in other processes).
 """
 
 from __future__ import annotations
@@ -243,6 +248,12 @@ class Store:
         Raises:
             StorageError: any database error (constraint violation, I/O error, disk
                 full). The transaction is rolled back and the Store stays usable.
+
+        One caveat of WAL mode: if the fsync at COMMIT fails, the batch's frames may
+        already be in the WAL file. The running process never sees them, and the next
+        successful write (or a clean `close`) discards them for good; but a crash
+        before either lets WAL recovery find them, so the batch reappears. Treat a
+        failed write as "outcome unknown" until then (command_id dedupe covers retries).
         """
         with self._transaction(f"writing a batch of {len(batch.events)} events") as conn:
             if batch.events:
@@ -260,7 +271,7 @@ class Store:
 
     def last_seq(self) -> int:
         """The highest `seq` in the log, 0 if it is empty."""
-        return self._scalar("reading the last seq", "SELECT coalesce(max(seq), 0) FROM events")
+        return int(self._scalar("reading the last seq", "SELECT coalesce(max(seq), 0) FROM events"))
 
     def hunt_ids(self) -> list[str]:
         """Every hunt with at least one event, sorted."""
