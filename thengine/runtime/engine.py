@@ -16,8 +16,8 @@ import json
 import math
 import time
 import zlib
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import attrs
 import trio
@@ -30,7 +30,7 @@ from ..domain.result import Result
 from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, from_snapshot, to_snapshot
 from ..domain.timers import END, START, decide_timer, timers_for
-from ..errors import EngineClosed, StorageError
+from ..errors import EngineClosed, ThengineError
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
@@ -68,6 +68,7 @@ class EngineConfig:
     idempotency_window_s: int = 24 * 3600
     shutdown_grace_s: float = 10.0
     clock: Callable[[], int] = wall_clock_ms
+    vfs: str | None = None  # a registered SQLite VFS name (fault-injection tests)
 
     def __attrs_post_init__(self) -> None:
         if self.shards < 1:
@@ -129,6 +130,16 @@ class Engine:
             EngineClosed: the engine is closed or closing.
             StorageError: the commit failed (the engine then stops).
         """
+        ticket = await self.send(command, command_id=command_id, wait=wait)
+        return await ticket.result()
+
+    async def send(self, command: Command, *, command_id: str | None = None, wait: bool = True) -> Ticket:
+        """Queue `command` and return at once with a `Ticket` for its result.
+
+        Commands sent one after another for the same hunt are decided in that order,
+        so a caller can pipeline many commands (as ``thengine ingest`` does) and
+        collect the results later. Raises like `submit`.
+        """
         if self.closed:
             raise EngineClosed("the engine is closed")
         entry = Entry()
@@ -141,14 +152,11 @@ class Engine:
                 try:
                     inbox.send_nowait(request)
                 except trio.WouldBlock:
-                    return Result.rejected("overloaded", "the engine is overloaded: try again shortly")
+                    entry.result = Result.rejected("overloaded", "the engine is overloaded: try again shortly")
+                    entry.done.set()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise EngineClosed("the engine is closed") from None
-        await entry.wait()
-        result = entry.result
-        if isinstance(result, _Replay):
-            return await self._replayed(result.record)
-        return result
+        return Ticket(self, entry)
 
     async def query(self, query: Query, *, view: str = views.ADMIN) -> Result | dict[str, Any]:
         """Answer a query from memory; never shows an event that is not yet committed.
@@ -364,7 +372,7 @@ class Engine:
         self.committer.append(request.entry)
 
     # -- open and close -----------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self, now: int) -> None:
         """Rebuild every hunt from its latest usable snapshot plus later events (in a thread)."""
         store = self._store
         for hunt_id in store.hunt_ids():
@@ -381,7 +389,7 @@ class Engine:
                 state = evolve(state, event)
             if state is not None:
                 self.hunts[hunt_id] = state
-        since = self.config.clock() - self.config.idempotency_window_s * 1000
+        since = now - self.config.idempotency_window_s * 1000
         for record in store.load_commands(since):
             self._commands[record.command_id] = record
         store.prune_commands(since)
@@ -414,6 +422,23 @@ class Engine:
         self._subscribers.clear()
 
 
+class Ticket:
+    """A command on its way: `result` waits until it is decided and durable."""
+
+    __slots__ = ("_engine", "_entry")
+
+    def __init__(self, engine: Engine, entry: Entry) -> None:
+        self._engine = engine
+        self._entry = entry
+
+    async def result(self) -> Result:
+        await self._entry.wait()
+        result = self._entry.result
+        if isinstance(result, _Replay):
+            return await self._engine._replayed(result.record)
+        return result
+
+
 class _Replay:
     """Marks a repeated command whose first result must be read back from the log."""
 
@@ -421,6 +446,28 @@ class _Replay:
 
     def __init__(self, record: CommandRecord) -> None:
         self.record = record
+
+
+@contextmanager
+def _unwrapped_errors() -> Iterator[None]:
+    """Let the caller see the one error that stopped the engine, not an ExceptionGroup."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        first = next((e for e in leaves if isinstance(e, ThengineError)), None)
+        if first is not None:
+            raise first from group
+        raise
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 @asynccontextmanager
@@ -440,21 +487,22 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     config = EngineConfig(path=str(path), **options)
     lock = EngineLock.acquire(config.path)
     try:
-        store = Store.open(config.path, sync=config.sync)
+        store = Store.open(config.path, sync=config.sync, vfs=config.vfs)
         try:
-            reader = Store.open(config.path, readonly=True)
+            reader = Store.open(config.path, readonly=True, vfs=config.vfs)
             try:
                 engine = Engine(config, store, reader)
-                await trio.to_thread.run_sync(engine._load)
-                async with trio.open_nursery() as nursery:
-                    await engine._start(nursery)
-                    try:
-                        yield engine
-                    finally:
-                        with trio.move_on_after(config.shutdown_grace_s) as scope:
-                            scope.shield = True
-                            await engine._shutdown()
-                        nursery.cancel_scope.cancel()
+                await trio.to_thread.run_sync(engine._load, config.clock())
+                with _unwrapped_errors():
+                    async with trio.open_nursery() as nursery:
+                        await engine._start(nursery)
+                        try:
+                            yield engine
+                        finally:
+                            with trio.move_on_after(config.shutdown_grace_s) as scope:
+                                scope.shield = True
+                                await engine._shutdown()
+                            nursery.cancel_scope.cancel()
             finally:
                 reader.close()
         finally:

@@ -78,15 +78,20 @@ class Subscription:
             await self._wake.wait()
         event = self._buffer.popleft()
         self.last_seq = event.seq
+        if not self._live and not self._buffer and self._read_to >= self._engine.committed_seq:
+            self._go_live()
         return event
+
+    def _go_live(self) -> None:
+        self._live = True
+        self._engine._register(self)
 
     async def _catch_up(self) -> None:
         """Read the next chunk of the log, or go live once everything committed is read."""
         engine = self._engine
         until = engine.committed_seq
         if self._read_to >= until:
-            self._live = True
-            engine._register(self)
+            self._go_live()
             return
         events = await engine._read_events(after_seq=self._read_to, hunt_id=self.hunt_id,
                                            until_seq=until, limit=CATCH_UP_CHUNK)
