@@ -27,8 +27,20 @@ from .domain.definition import parse_definition as parse_definition
 from .domain.definition import parse_hunt_toml as parse_hunt_toml
 from .domain.events import StoredEvent as StoredEvent
 from .domain.result import Result as Result
-from .runtime.engine import Engine as Engine
-from .runtime.engine import open_engine as open_engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .runtime.engine import Engine as Engine
+    from .runtime.engine import open_engine as open_engine
+
+
+def __getattr__(name: str) -> object:
+    # The runtime (trio, apsw) loads on first use, so `import thengine.domain` stays pure.
+    if name in ("Engine", "open_engine"):
+        from .runtime import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'thengine' has no attribute {name!r}")
 
 __all__ = [
     "AdjustScore", "CheckIn", "CreateHunt", "EndHunt", "Engine", "ExtendHunt", "Hunt",

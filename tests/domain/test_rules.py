@@ -5,9 +5,10 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from thengine.domain.commands import Rejection
 from thengine.domain.definition import parse_definition
-from thengine.domain.rules import distance_m
+from thengine.domain.events import StoredEvent
+from thengine.domain.rules import distance_m, evolve
+from thengine.domain.timers import END, START, decide_timer, timers_for
 
 from .play import (
     HUNT, T0, AdjustScore, CheckIn, CreateHunt, EndHunt, ExtendHunt, Game, JoinHunt,
@@ -62,6 +63,20 @@ def test_creating_a_hunt_that_ends_in_the_past_is_invalid_command():
 def test_creating_a_hunt_that_ends_now_is_invalid_command():
     game = Game()
     game.reject(CreateHunt(definition=parse_definition(hunt(ends_at=ts(T0)))), "invalid_command")
+
+
+def test_a_hunt_under_one_mib_of_utf8_may_be_created_whatever_its_script():
+    # 200,000 "é" are 400 kB of UTF-8 but 1.2 MB as ASCII-escaped JSON.
+    definition = parse_definition(hunt(clue("a", prompt="é" * 200_000), clue("b")))
+    game = Game()
+    assert game.types(game.ok(CreateHunt(definition=definition))) == ["hunt_created"]
+
+
+def test_a_hunt_over_one_mib_is_invalid_command_even_when_built_in_python():
+    small = parse_definition(hunt(clue("a"), clue("b")))
+    huge = attrs.evolve(small, clues=[attrs.evolve(small.clues[0], prompt="x" * 1_100_000), small.clues[1]])
+    rejection = Game().reject(CreateHunt(definition=huge), "invalid_command")
+    assert "1048576" in rejection.message
 
 
 @pytest.mark.parametrize("command", [
@@ -190,7 +205,7 @@ def test_now_at_ends_at_counts_as_ended_before_the_end_timer_fires(command):
     game = playing(hunt(ends_at=ts(T0 + 60_000)))
     game.now = T0 + 60_000
     assert game.state.status == "running"
-    game.reject(command, "hunt_not_running" if command.TYPE != "start_hunt" else "invalid_command")
+    game.reject(command, "hunt_not_running")
 
 
 def test_a_lobby_past_ends_at_cannot_start():
@@ -886,15 +901,70 @@ def test_adjust_score_needs_exactly_one_of_player_and_team(target):
 
 
 
-def test_a_hunt_under_one_mib_of_utf8_may_be_created_whatever_its_script():
-    # 200,000 "é" are 400 kB of UTF-8 but 1.2 MB as ASCII-escaped JSON.
-    definition = parse_definition(hunt(clue("a", prompt="é" * 200_000), clue("b")))
-    game = Game()
-    assert game.types(game.ok(CreateHunt(definition=definition))) == ["hunt_created"]
+# -- timers --------------------------------------------------------------------------
+
+def fire(game: Game, kind: str, due_ts: int) -> list:
+    """Fire a due timer as the runtime does: decide_timer, then store its events."""
+    stored = []
+    for new in decide_timer(game.state, kind, due_ts):
+        event = StoredEvent(seq=len(game.events) + 1, hunt_id=HUNT, version=len(game.events) + 1,
+                            type=new.type, ts=game.now, data=new.data)
+        game.state = evolve(game.state, event)
+        game.events.append(event)
+        stored.append(event)
+    return stored
 
 
-def test_a_hunt_over_one_mib_is_invalid_command_even_when_built_in_python():
-    small = parse_definition(hunt(clue("a"), clue("b")))
-    huge = attrs.evolve(small, clues=[attrs.evolve(small.clues[0], prompt="x" * 1_100_000), small.clues[1]])
-    rejection = Game().reject(CreateHunt(definition=huge), "invalid_command")
-    assert "1048576" in rejection.message
+def test_a_new_hunt_needs_a_timer_for_each_time_it_sets():
+    assert timers_for(parse_definition(hunt())) == []
+    definition = parse_definition(hunt(starts_at=ts(T0 + 1000), ends_at=ts(T0 + 5000)))
+    assert timers_for(definition) == [(START, T0 + 1000), (END, T0 + 5000)]
+
+
+def test_the_start_timer_starts_a_hunt_in_the_lobby():
+    game = Game(hunt(starts_at=ts(T0 + 1000)), start=False)
+    game.advance(1)
+    events = fire(game, START, T0 + 1000)
+    assert [(e.type, e.data) for e in events] == [("hunt_started", {"by": "timer"})]
+    assert game.state.status == "running"
+
+
+def test_the_start_timer_of_a_hunt_started_by_hand_does_nothing():
+    game = Game(hunt(starts_at=ts(T0 + 1000)))
+    game.advance(1)
+    assert fire(game, START, T0 + 1000) == []
+
+
+def test_the_end_timer_ends_a_running_hunt():
+    game = playing(hunt(ends_at=ts(T0 + 5000)))
+    game.advance(5)
+    events = fire(game, END, T0 + 5000)
+    assert [(e.type, e.data) for e in events] == [("hunt_ended", {"by": "timer"})]
+    assert game.state.status == "ended"
+
+
+def test_the_end_timer_also_ends_a_hunt_that_never_started():
+    game = Game(hunt(ends_at=ts(T0 + 5000)), start=False)
+    game.advance(5)
+    assert game.types(fire(game, END, T0 + 5000)) == ["hunt_ended"]
+
+
+def test_an_end_timer_made_stale_by_extend_hunt_does_nothing():
+    game = playing(hunt(ends_at=ts(T0 + 5000)))
+    game.ok(ExtendHunt(hunt_id=HUNT, ends_at=T0 + 9000))
+    game.advance(5)
+    assert fire(game, END, T0 + 5000) == []
+    game.advance(4)
+    assert game.types(fire(game, END, T0 + 9000)) == ["hunt_ended"]
+
+
+def test_the_end_timer_of_a_hunt_ended_by_hand_does_nothing():
+    game = playing(hunt(ends_at=ts(T0 + 5000)))
+    game.ok(EndHunt(hunt_id=HUNT))
+    game.advance(5)
+    assert fire(game, END, T0 + 5000) == []
+
+
+def test_a_timer_for_a_hunt_that_does_not_exist_does_nothing():
+    assert decide_timer(None, START, T0) == []
+    assert decide_timer(None, END, T0) == []

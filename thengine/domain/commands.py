@@ -56,13 +56,34 @@ def invalid(message: str) -> Rejection:
     return Rejection(code="invalid_command", message=message)
 
 
-# Field kinds, kept in each attrs field's metadata; `_FIELD_PARSERS` checks them.
+# Field kinds, kept in each attrs field's metadata: `_parse_field` turns JSON into the
+# field's value, and `_validate` checks values given from Python (a command built in
+# Python with a wrong value raises ValueError at construction, naming the field).
 def _id(optional: bool = False) -> Any:
-    return attrs.field(default=None, metadata={"kind": "id"}) if optional else attrs.field(metadata={"kind": "id"})
+    if optional:
+        return attrs.field(default=None, metadata={"kind": "id"}, validator=_validate_optional)
+    return attrs.field(metadata={"kind": "id"}, validator=_validate)
 
 
 def _kind(kind: str, **kwargs: Any) -> Any:
-    return attrs.field(metadata={"kind": kind}, **kwargs)
+    return attrs.field(metadata={"kind": kind}, validator=_validate, **kwargs)
+
+
+def _validate(instance: Any, attribute: Any, value: Any) -> None:
+    kind = attribute.metadata["kind"]
+    if kind == "ts":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad(f"{attribute.name}: must be integer milliseconds since the epoch, got {_got(value)}")
+    elif kind == "definition":
+        if not isinstance(value, HuntDefinition):
+            raise _Bad(f"{attribute.name}: must be a HuntDefinition, got {_got(value)}")
+    else:
+        _parse_field(kind, attribute.name, value)
+
+
+def _validate_optional(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _validate(instance, attribute, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -215,8 +236,8 @@ Query = Union[Leaderboard, Player, Hunt, Hunts]
 QUERY_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Leaderboard, Player, Hunt, Hunts)}
 
 
-class _Bad(Exception):
-    """Internal: a field failed to parse (never escapes this module)."""
+class _Bad(ValueError):
+    """A field's value is wrong; the message names the field and what it got."""
 
 
 def _got(value: Any) -> str:
@@ -239,10 +260,12 @@ def _parse_text(name: str, value: Any, limit: int) -> str:
 
 
 def _parse_number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Bad(f"{name}: must be a number, got {_got(value)}")
+    if isinstance(value, float) and not math.isfinite(value):  # (a huge int has no float)
         raise _Bad(f"{name}: must be a number, got {_got(value)}")
     if not low <= value <= high:
-        raise _Bad(f"{name}: must be between {low:g} and {high:g}, got {value!r}")
+        raise _Bad(f"{name}: must be between {low:g} and {high:g}, got {_got(value)}")
     return float(value)
 
 
@@ -250,7 +273,7 @@ def _parse_int(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Bad(f"{name}: must be an integer, got {_got(value)}")
     if not low <= value <= high:
-        raise _Bad(f"{name}: must be between {low} and {high}, got {value}")
+        raise _Bad(f"{name}: must be between {low} and {high}, got {_got(value)}")
     return value
 
 

@@ -109,10 +109,10 @@ def _create(state: HuntState | None, command: CreateHunt, now: int) -> Decision:
 
 
 def _start(state: HuntState, command: StartHunt, now: int) -> Decision:
-    if state.status == "running":
-        return _reject("invalid_command", f"hunt {state.hunt_id!r} is already running")
     if state.status == "ended" or (state.ends_at is not None and now >= state.ends_at):
         return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended")
+    if state.status == "running":
+        return _reject("invalid_command", f"hunt {state.hunt_id!r} is already running")
     return [NewEvent(type="hunt_started", data={"by": "command"})]
 
 

@@ -203,6 +203,14 @@ class Engine:
         finally:
             self._subscribers.discard(sub)
 
+    def inbox_depths(self) -> list[int]:
+        """Commands waiting in each shard's inbox (for metrics)."""
+        return [inbox.statistics().current_buffer_used for inbox in self._inboxes]
+
+    def on_commit_batch(self, callback: Callable[[int, int, float], None] | None) -> None:
+        """Call ``callback(entries, events, seconds)`` after every committed batch (metrics)."""
+        self.committer.on_batch = callback
+
     # -- subscriptions ------------------------------------------------------------------
     def _register(self, sub: Subscription) -> None:
         if self.closed:

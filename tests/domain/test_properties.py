@@ -1,0 +1,382 @@
+"""Properties of the rules over random valid hunts and random command sequences.
+
+Each example creates a random hunt, then plays a random mix of player and admin
+commands (garbage included: unknown clues, wrong answers, far check-ins, zero
+adjustments...) with a clock that only moves forward, and checks after every step
+what must always hold.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from thengine.domain import views
+from thengine.domain.commands import (
+    REJECTION_CODES, AdjustScore, CheckIn, CreateHunt, EndHunt, ExtendHunt, JoinHunt,
+    LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer,
+)
+from thengine.domain.definition import format_ts, parse_definition
+from thengine.domain.events import EVENT_TYPES, NewEvent, StoredEvent
+from thengine.domain.rules import decide, evolve
+from thengine.domain.state import HuntState, from_snapshot, to_snapshot
+from thengine.domain.timers import END, START, decide_timer, timers_for
+
+T0 = 1_800_000_000_000
+HUNT = "h"
+PLAYERS = ("p0", "p1", "p2", "red")  # "red" is also a team: ids may coincide
+TEAMS = (None, None, "red", "blue")
+
+
+# -- strategies -----------------------------------------------------------------------
+
+def place(n: int) -> dict[str, float]:
+    return {"lat": 10.0 + n * 0.01, "lon": 20.0, "radius_m": 50.0}
+
+
+@st.composite
+def clues(draw: Any, n: int) -> dict[str, Any]:
+    points = draw(st.integers(1, 200))
+    out: dict[str, Any] = {"id": f"c{n}", "prompt": f"prompt {n}", "points": points}
+    if draw(st.integers(0, 2)) == 0:
+        out["location"] = place(n)
+    else:
+        out["answers"] = [f"answer {n}", f"Ånswer-{n}"]
+    hints = draw(st.lists(st.fixed_dictionaries({
+        "text": st.just(f"hint of {n}"),
+        "penalty": st.integers(0, points),
+        "unlock_after_s": st.sampled_from([0, 0, 5, 60]),
+    }), max_size=3))
+    if hints:
+        out["hints"] = hints
+    return out
+
+
+@st.composite
+def hunts(draw: Any) -> dict[str, Any]:
+    count = draw(st.integers(1, 6))
+    definition: dict[str, Any] = {
+        "id": HUNT,
+        "title": "Random hunt",
+        "order": draw(st.sampled_from(["sequential", "any"])),
+        "clues": [draw(clues(n)) for n in range(count)],
+    }
+    if draw(st.booleans()):
+        definition["wrong_answer_cooldown_s"] = draw(st.integers(1, 30))
+    if draw(st.booleans()):
+        definition["max_players"] = draw(st.integers(1, 4))
+    starts_at = None
+    if draw(st.integers(0, 3)) == 0:
+        starts_at = T0 + draw(st.integers(1_000, 60_000))
+        definition["starts_at"] = format_ts(starts_at)
+    if draw(st.booleans()):
+        definition["ends_at"] = format_ts((starts_at or T0) + draw(st.integers(120_000, 1_800_000)))
+    return definition
+
+
+anyone = st.sampled_from(PLAYERS)
+player = st.sampled_from(("p0", "p0", "p0") + PLAYERS)  # p0 plays most, so its group gets far
+clue_no = st.integers(0, 6)  # past the hunt's clues: an unknown clue
+
+#: Op kinds with their weights (out of 100): most of a hunt is its middle.
+OP_WEIGHTS = [
+    ("solve", 25), ("wrong", 20), ("next_hint", 8), ("far", 4), ("answer", 8), ("check_in", 4),
+    ("hint", 4), ("join", 8), ("leave", 4), ("adjust", 3), ("remove", 2), ("extend", 3),
+    ("start", 2), ("timers", 2), ("end", 2), ("create", 1),
+]
+_KIND_AT = [kind for kind, weight in OP_WEIGHTS for _ in range(weight)]
+assert len(_KIND_AT) == 100
+
+
+@st.composite
+def ops(draw: Any) -> tuple[Any, ...]:
+    """One op, a tuple that `command_for` turns into a command when it runs."""
+    kind = _KIND_AT[draw(st.integers(0, 99))]
+    if kind in ("solve", "wrong", "next_hint", "far"):  # on the player's next unsolved clue
+        return ("next", draw(player), kind)
+    if kind == "answer":
+        text = draw(st.sampled_from(["right", "messy", "wrong"]) | st.text(max_size=12))
+        return ("answer", draw(player), draw(clue_no), text)
+    if kind == "check_in":
+        return ("check_in", draw(player), draw(clue_no), draw(st.sampled_from(["near", "far"])))
+    if kind == "hint":
+        return ("hint", draw(player), draw(clue_no))
+    if kind == "join":
+        return ("join", draw(anyone), draw(st.sampled_from(TEAMS)))
+    if kind in ("leave", "remove"):
+        return (kind, draw(anyone))
+    if kind == "adjust":
+        return ("adjust", draw(st.sampled_from(PLAYERS + ("team:red", "team:blue"))),
+                draw(st.integers(-50, 50)))
+    if kind == "extend":
+        return ("extend", draw(st.integers(60_000, 1_800_000) | st.sampled_from([-1, 0, 1])))
+    return (kind,)
+
+
+short = st.integers(0, 5_000)
+delays = st.one_of(short, short, short, short, short, st.sampled_from([0, 1, 10_000, 30_000, 120_000]))
+#: Three quick wrong answers by one player, then a try: what reaches a cooldown.
+bursts = st.builds(
+    lambda who, gaps, last: [(gap, ("next", who, "wrong")) for gap in gaps] + [(gaps[-1], ("next", who, last))],
+    player, st.lists(st.integers(0, 3_000), min_size=3, max_size=3),
+    st.sampled_from(["solve", "wrong", "next_hint"]),
+)
+chunks = st.one_of(*[st.tuples(delays, ops()).map(lambda step: [step])] * 20, bursts)
+
+
+@st.composite
+def scripts(draw: Any) -> list[tuple[int, tuple[Any, ...]]]:
+    """Usually: some players join, the hunt starts, then anything happens."""
+    prelude: list[tuple[int, tuple[Any, ...]]] = []
+    for player_id in ["p0", *draw(st.lists(st.sampled_from(PLAYERS[1:]), max_size=3, unique=True))]:
+        prelude.append((draw(delays), ("join", player_id, draw(st.sampled_from(TEAMS)))))
+    if draw(st.integers(0, 9)):
+        prelude.insert(draw(st.integers(0, len(prelude))), (draw(delays), ("start",)))
+    return prelude + [step for chunk in draw(st.lists(chunks, min_size=10, max_size=60)) for step in chunk]
+
+
+def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
+                state: HuntState | None) -> Any:
+    kind = op[0]
+    if kind == "next":
+        member = None if state is None else state.players.get(op[1])
+        position = 0
+        if member is not None:
+            progress = member.group.progress
+            position = next((n for n, c in enumerate(definition["clues"])
+                             if (p := progress.get(c["id"])) is None or p.solved_ts is None), 0)
+        located = "location" in definition["clues"][position]
+        op = {
+            "solve": ("check_in", op[1], position, "near") if located else ("answer", op[1], position, "right"),
+            "wrong": ("answer", op[1], position, "wrong"),
+            "next_hint": ("hint", op[1], position),
+            "far": ("check_in", op[1], position, "far"),
+        }[op[2]]
+        kind = op[0]
+    if kind == "join":
+        return JoinHunt(hunt_id=HUNT, player_id=op[1], team_id=op[2])
+    if kind in ("answer", "check_in", "hint"):
+        clue_id = f"c{op[2]}"
+        known = definition["clues"][op[2]] if op[2] < len(definition["clues"]) else None
+        if kind == "hint":
+            return RequestHint(hunt_id=HUNT, player_id=op[1], clue_id=clue_id)
+        if kind == "check_in":
+            spot = place(op[2])
+            lat = spot["lat"] + (0.0002 if op[3] == "near" else 0.01)
+            return CheckIn(hunt_id=HUNT, player_id=op[1], clue_id=clue_id, lat=lat, lon=spot["lon"])
+        answer = op[3]
+        if answer in ("right", "messy") and known is not None and "answers" in known:
+            answer = known["answers"][0] if answer == "right" else f"  {known['answers'][1].upper()} "
+        return SubmitAnswer(hunt_id=HUNT, player_id=op[1], clue_id=clue_id, answer=answer)
+    if kind == "leave":
+        return LeaveHunt(hunt_id=HUNT, player_id=op[1])
+    if kind == "start":
+        return StartHunt(hunt_id=HUNT)
+    if kind == "end":
+        return EndHunt(hunt_id=HUNT)
+    if kind == "extend":
+        return ExtendHunt(hunt_id=HUNT, ends_at=now + op[1])
+    if kind == "remove":
+        return RemovePlayer(hunt_id=HUNT, player_id=op[1], reason="random")
+    if kind == "adjust":
+        if op[1].startswith("team:"):
+            return AdjustScore(hunt_id=HUNT, team_id=op[1][5:], delta=op[2], reason="random")
+        return AdjustScore(hunt_id=HUNT, player_id=op[1], delta=op[2], reason="random")
+    assert kind == "create"
+    return CreateHunt(definition=parse_definition(definition))
+
+
+# -- playing ----------------------------------------------------------------------------
+
+def play(definition: dict[str, Any], script: list[tuple[int, tuple[Any, ...]]]
+         ) -> tuple[HuntState, list[StoredEvent], list[Rejection]]:
+    """Create the hunt at T0, then run `script`; check decide's promises on every step."""
+    state: HuntState | None = None
+    log: list[StoredEvent] = []
+    rejections: list[Rejection] = []
+    as_decided: list[str] = []
+    now = T0
+    for delay, op in [(0, ("create",)), *script]:
+        now += delay
+        if op == ("timers",):  # the runtime fires every due timer, as decide_timer says
+            for new in due_timer_events(state, now):
+                as_decided.append(json.dumps(new.data, sort_keys=True))
+                log.append(StoredEvent(seq=len(log) + 1, hunt_id=HUNT, version=len(log) + 1,
+                                       type=new.type, ts=now, data=new.data))
+                state = evolve(state, log[-1])
+            check_invariants(state, log)
+            continue
+        command = command_for(op, definition, now, state)
+        before = fingerprint(state)
+        decision = decide(state, command, now=now)
+        assert fingerprint(state) == before  # decide never changes the state, accepted or not
+        if isinstance(decision, Rejection):
+            assert decision.code in REJECTION_CODES and decision.message
+            rejections.append(decision)
+            continue
+        assert decision, f"{command} was accepted with no events"
+        for new in decision:
+            assert new.type in EVENT_TYPES
+            assert json.loads(json.dumps(new.data)) == new.data  # JSON-ready, as stored
+            as_decided.append(json.dumps(new.data, sort_keys=True))
+            event = StoredEvent(seq=len(log) + 1, hunt_id=HUNT, version=len(log) + 1,
+                                type=new.type, ts=now, data=new.data)
+            state = evolve(state, event)
+            log.append(event)
+        check_invariants(state, log)
+    assert state is not None
+    # evolve never changed an event: the log holds each one as decided.
+    assert [json.dumps(e.data, sort_keys=True) for e in log] == as_decided
+    return state, log, rejections
+
+
+def fingerprint(state: HuntState | None) -> Any:
+    """Everything in a state, derived fields included (the snapshot leaves those out)."""
+    if state is None:
+        return None
+    derived = {key: (g.solved, g.rank_key, list(g.members)) for key, g in state.groups.items()}
+    return to_snapshot(state), list(state.ranking), state.active_players, derived
+
+
+def due_timer_events(state: HuntState | None, now: int) -> list[NewEvent]:
+    """The events of the timers due at `now` (the end timer follows `extend_hunt`)."""
+    if state is None:
+        return []
+    due = [(kind, ts) for kind, ts in timers_for(state.definition) if kind == START and ts <= now]
+    if state.ends_at is not None and state.ends_at <= now:
+        due.append((END, state.ends_at))
+    events = []
+    for kind, due_ts in due:
+        before = fingerprint(state)
+        events += decide_timer(state, kind, due_ts)
+        assert fingerprint(state) == before
+        if events:
+            break  # one at a time: the next timer is decided against the new state
+    return events
+
+
+def group_key(data: dict[str, Any]) -> tuple[str, str]:
+    return ("team", data["team_id"]) if "team_id" in data else ("player", data["player_id"])
+
+
+def check_invariants(state: HuntState, log: list[StoredEvent]) -> None:
+    definition = state.definition
+    assert state.version == len(log)
+    assert state.active_players == sum(p.active for p in state.players.values())
+    if definition.max_players is not None:
+        assert state.active_players <= definition.max_players
+    for player_id, member in state.players.items():
+        assert (player_id in member.group.members) == (not member.removed)
+        assert not (member.active and member.removed)
+    for group in state.groups.values():
+        solved = [c for c in definition.clues if (p := group.progress.get(c.id)) and p.solved_ts is not None]
+        assert group.solved == len(solved)
+        if definition.order == "sequential":
+            assert solved == list(definition.clues[:len(solved)])
+        assert (group.treasure_ts is not None) == (group.solved == len(definition.clues))
+        for clue in definition.clues:
+            progress = group.progress.get(clue.id)
+            assert progress is None or progress.hints <= len(clue.hints)
+
+
+def check_scores(state: HuntState, log: list[StoredEvent]) -> None:
+    """Score = points of solved clues - penalties of revealed hints + adjustments."""
+    adjustments: dict[tuple[str, str], int] = {}
+    for event in log:
+        if event.type == "score_adjusted":
+            key = group_key(event.data)
+            adjustments[key] = adjustments.get(key, 0) + event.data["delta"]
+    for key, group in state.groups.items():
+        expected = adjustments.get(key, 0)
+        for clue in state.definition.clues:
+            progress = group.progress.get(clue.id)
+            if progress is not None:
+                expected += clue.points if progress.solved_ts is not None else 0
+                expected -= sum(h.penalty for h in clue.hints[:progress.hints])
+        assert group.score == expected, (key, group.score, expected)
+    # The same, read from the events alone.
+    from_events: dict[tuple[str, str], int] = {}
+    for event in log:
+        delta = {"clue_solved": "points", "hint_revealed": "penalty", "score_adjusted": "delta"}
+        if event.type in delta:
+            sign = -1 if event.type == "hint_revealed" else 1
+            key = group_key(event.data)
+            from_events[key] = from_events.get(key, 0) + sign * event.data[delta[event.type]]
+    assert set(from_events) <= set(state.groups)
+    assert {k: g.score for k, g in state.groups.items()} == {k: from_events.get(k, 0) for k in state.groups}
+
+
+def check_ranking(state: HuntState) -> None:
+    """A total order by (-score, reached_ts, id), holding exactly the groups with members."""
+    with_members = [g for g in state.groups.values() if g.members]
+    expected = sorted(with_members, key=lambda g: (-g.score, g.reached_ts, g.id, g.kind))
+    assert [state.group_at(k) for k in state.ranking] == expected
+    assert len(set(state.ranking)) == len(state.ranking)
+    entries = views.leaderboard(state, 1000)["entries"]
+    assert [(e["rank"], e["kind"], e["id"]) for e in entries] == [
+        (n, g.kind, g.id) for n, g in enumerate(expected, start=1)]
+    for group in with_members:
+        assert state.rank_of(group) == expected.index(group) + 1
+
+
+# -- properties ----------------------------------------------------------------------------
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(definition=hunts(), script=scripts())
+def test_random_play_keeps_every_promise_of_the_rules(definition, script):
+    state, log, _ = play(definition, script)
+    live = to_snapshot(state)
+
+    replayed_log = [StoredEvent.from_json(json.loads(json.dumps(e.to_json()))) for e in log]
+
+    # Replaying the log from nothing rebuilds the live state (also through JSON, as stored).
+    replayed = None
+    for event in replayed_log:
+        replayed = evolve(replayed, event)
+    assert fingerprint(replayed) == fingerprint(state)
+    assert [e.to_json() for e in replayed_log] == [e.to_json() for e in log]
+
+    # Snapshots round trip, also through JSON, and the restored state plays on identically.
+    restored = from_snapshot(json.loads(json.dumps(live)))
+    assert to_snapshot(restored) == live
+    assert restored.ranking == state.ranking
+    assert restored.active_players == state.active_players
+
+    check_scores(state, log)
+    check_ranking(state)
+    check_ranking(restored)
+
+    # Every view is JSON-ready for every player.
+    for player_id in state.players:
+        json.dumps(views.player(state, player_id))
+    json.dumps(views.hunt(state, "player"))
+    for event in log:
+        json.dumps(views.event(event, "player"))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(definition=hunts(), script=scripts(), more=st.lists(st.tuples(delays, ops()), max_size=30))
+def test_a_state_restored_from_a_snapshot_decides_like_the_live_one(definition, script, more):
+    state, log, _ = play(definition, script)
+    restored = from_snapshot(to_snapshot(state))
+    now = T0 + sum(delay for delay, _ in script)
+    for delay, op in more:
+        now += delay
+        if op == ("timers",):
+            live_decision = due_timer_events(state, now)
+            assert due_timer_events(restored, now) == live_decision
+        else:
+            command = command_for(op, definition, now, state)
+            live_decision = decide(state, command, now=now)
+            assert decide(restored, command, now=now) == live_decision
+        if isinstance(live_decision, Rejection):
+            continue
+        for new in live_decision:
+            log.append(StoredEvent(seq=len(log) + 1, hunt_id=HUNT, version=len(log) + 1,
+                                   type=new.type, ts=now, data=new.data))
+            state = evolve(state, log[-1])
+            restored = evolve(restored, log[-1])
+        assert to_snapshot(restored) == to_snapshot(state)
