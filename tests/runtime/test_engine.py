@@ -10,7 +10,9 @@ import trio
 import trio.testing
 
 from thengine import open_engine
-from thengine.domain.commands import CreateHunt, EndHunt, ExtendHunt, Leaderboard, Player, RequestHint
+from thengine.domain.commands import (
+    CreateHunt, EndHunt, ExtendHunt, Hunts, Leaderboard, Player, RemovePlayer, RequestHint,
+)
 from thengine.domain.events import StoredEvent
 from thengine.domain.rules import evolve
 from thengine.domain.state import to_snapshot
@@ -496,3 +498,52 @@ async def test_a_manually_ended_hunt_ignores_its_end_timer(tmp_path, patient_clo
         assert (await engine.submit(EndHunt(hunt_id="h"))).ok
         await trio.sleep(120)
     assert [e.type for e in log_of(db)] == ["hunt_created", "hunt_started", "hunt_ended"]
+
+
+async def test_hunts_that_ended_long_ago_stay_on_disk_at_open_and_load_on_demand(tmp_path):
+    db = tmp_path / "e.db"
+    now = [T0]
+    async with open_engine(db, clock=lambda: now[0]) as engine:
+        for h in ("old", "live"):
+            await running_hunt(engine, h)
+            await engine.submit(join(h, "ann"))
+        await engine.submit(EndHunt(hunt_id="old"))
+    now[0] += 2 * 3600 * 1000
+    async with open_engine(db, clock=lambda: now[0], evict_after_s=3600) as engine:
+        assert set(engine.hunts) == {"live"}
+        listed = await engine.query(Hunts())
+        assert [(h["hunt_id"], h["status"]) for h in listed["hunts"]] == [("live", "running"), ("old", "ended")]
+        board = await engine.query(Leaderboard(hunt_id="old", limit=5))
+        assert [e["id"] for e in board["entries"]] == ["ann"]
+        assert set(engine.hunts) == {"live", "old"}
+
+
+async def test_a_running_engine_evicts_ended_hunts_once_a_snapshot_covers_them(tmp_path):
+    db = tmp_path / "e.db"
+    now = [T0]
+    async with open_engine(db, clock=lambda: now[0], evict_after_s=60) as engine:
+        await running_hunt(engine, "h")
+        await engine.submit(join("h", "ann"))
+        await engine.submit(EndHunt(hunt_id="h"))
+        assert engine.evict_ended_hunts() == []  # not yet 60 s ago
+        now[0] += 61_000
+        assert engine.evict_ended_hunts() == []  # queues the covering snapshot first
+        await engine.committer.drain()
+        assert engine.evict_ended_hunts() == ["h"]
+        assert "h" not in engine.hunts
+        removed = await engine.submit(RemovePlayer(hunt_id="h", player_id="ann", reason="cheating"))
+        assert removed.ok and removed.events[0].version == 5
+        assert "h" in engine.hunts
+    assert replayed(log_of(db))["h"] == to_snapshot(engine.hunts["h"])
+
+
+async def test_create_hunt_for_an_evicted_hunt_id_is_hunt_exists(tmp_path):
+    db = tmp_path / "e.db"
+    now = [T0]
+    async with open_engine(db, clock=lambda: now[0]) as engine:
+        await running_hunt(engine, "h")
+        await engine.submit(EndHunt(hunt_id="h"))
+    now[0] += 7200_000
+    async with open_engine(db, clock=lambda: now[0], evict_after_s=60) as engine:
+        again = await engine.submit(CreateHunt(definition=definition("h")))
+    assert again.error is not None and again.error.code == "hunt_exists"

@@ -11,6 +11,7 @@ from thengine.storage import migrations
 from thengine.storage.connection import connect
 from thengine.storage.migrations import (
     FALLBACK_DIR,
+    MIGRATIONS,
     SCHEMA_VERSION,
     check_schema,
     migrate,
@@ -20,7 +21,7 @@ from thengine.storage.migrations import (
 )
 from thengine.storage.store import Store
 
-TABLES = {"events", "snapshots", "commands", "timers", "meta"}
+TABLES = {"events", "snapshots", "commands", "timers", "meta", "hunts"}
 
 
 def schema(conn: apsw.Connection) -> list[tuple[Any, ...]]:
@@ -164,3 +165,17 @@ def test_gaps_in_migration_numbers_are_refused(tmp_path: Path) -> None:
 
 def test_schema_version_is_the_highest_migration_number() -> None:
     assert SCHEMA_VERSION == max(number for number, _, _ in migration_files())
+
+
+def test_schema_2_backfills_the_hunt_catalog_from_a_schema_1_log(db_path: Path) -> None:
+    conn = connect(db_path)
+    try:
+        migrate(conn, [m for m in MIGRATIONS if m[0] == 1])
+        rows = [(1, "a", 1, "hunt_created", 10, "{}"), (2, "a", 2, "hunt_started", 20, "{}"),
+                (3, "b", 1, "hunt_created", 30, "{}"), (4, "a", 3, "hunt_ended", 40, "{}")]
+        conn.executemany("INSERT INTO events (seq, hunt_id, version, type, ts, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        migrate(conn)
+        catalog = conn.execute("SELECT hunt_id, status, ended_ts FROM hunts ORDER BY hunt_id").fetchall()
+        assert catalog == [("a", "ended", 40), ("b", "created", None)]
+    finally:
+        conn.close()

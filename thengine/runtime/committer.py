@@ -19,7 +19,7 @@ import trio
 
 from ..domain.events import StoredEvent
 from ..errors import StorageError
-from ..storage.store import Batch, CommandRecord, EventRow, SnapshotRow, Store
+from ..storage.store import Batch, CatalogRow, CommandRecord, EventRow, SnapshotRow, Store
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -28,7 +28,7 @@ class Entry:
     """One decision waiting for durability: its events and the waiter to wake."""
 
     __slots__ = ("events", "rows", "command", "snapshot", "timers_set", "timers_deleted",
-                 "done", "on_commit", "error", "result")
+                 "done", "on_commit", "error", "result", "catalog")
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
@@ -41,6 +41,7 @@ class Entry:
         self.on_commit: Callable[[], None] | None = None
         self.error: BaseException | None = None
         self.result: Any = None
+        self.catalog: CatalogRow | None = None
 
     async def wait(self) -> None:
         """Until committed; raises `StorageError` if the commit failed."""
@@ -141,11 +142,14 @@ class Committer:
                 batch.commands.append(entry.command)
             if entry.snapshot is not None:
                 batch.snapshots.append(entry.snapshot)
+            if entry.catalog is not None:
+                batch.hunts.append(entry.catalog)
             batch.timers_set.extend(entry.timers_set)
             batch.timers_deleted.extend(entry.timers_deleted)
         self._room.set()
         self._room = trio.Event()
-        if batch.events or batch.commands or batch.snapshots or batch.timers_set or batch.timers_deleted:
+        if batch.events or batch.commands or batch.snapshots or batch.timers_set or batch.timers_deleted \
+                or batch.hunts:
             started = trio.current_time()
             try:
                 await trio.to_thread.run_sync(self.store.write, batch)

@@ -32,7 +32,7 @@ from ..domain.state import SNAPSHOT_FORMAT, HuntState, from_snapshot, to_snapsho
 from ..domain.timers import END, START, decide_timer, timers_for
 from ..errors import EngineClosed, ThengineError
 from ..storage.lock import EngineLock
-from ..storage.store import CommandRecord, SnapshotRow, Store
+from ..storage.store import CatalogRow, CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
 from .subscriptions import Subscription
 
@@ -67,6 +67,8 @@ class EngineConfig:
     subscriber_buffer: int = 10_000
     idempotency_window_s: int = 24 * 3600
     shutdown_grace_s: float = 10.0
+    evict_after_s: float = 3600.0  # hunts that ended this long ago leave memory
+    evict_check_s: float = 60.0
     clock: Callable[[], int] = wall_clock_ms
     vfs: str | None = None  # a registered SQLite VFS name (fault-injection tests)
 
@@ -101,6 +103,8 @@ class Engine:
         self._reader_lock = trio.Lock()
         self.hunts: dict[str, HuntState] = {}
         self._snapshot_versions: dict[str, int] = {}
+        self._evicted: dict[str, dict[str, Any]] = {}  # hunt_id -> its `hunts` summary
+        self._loading: dict[str, trio.Event] = {}
         self._commands: dict[str, CommandRecord] = {}
         self._inflight: dict[str, tuple[str, Entry]] = {}
         self._subscribers: set[Subscription] = set()
@@ -167,8 +171,11 @@ class Engine:
         if isinstance(query, Hunts):
             states = list(self.hunts.values())
             answer: Any = views.hunts(states)
+            if self._evicted:
+                answer["hunts"] = sorted([*answer["hunts"], *self._evicted.values()], key=lambda h: h["hunt_id"])
             seq = max((s.seq for s in states), default=0)
         else:
+            await self._ensure_loaded(query.hunt_id)
             state = self.hunts.get(query.hunt_id)
             if state is None:
                 return Result.rejected("unknown_hunt", f"no hunt {query.hunt_id!r}")
@@ -253,6 +260,9 @@ class Engine:
                 async for request in inbox:
                     if not committer.has_room():
                         await committer.wait_for_room()
+                    hunt_id = request.timer[0] if request.timer else request.command.hunt_id  # type: ignore[union-attr]
+                    if hunt_id in self._evicted:
+                        await self._ensure_loaded(hunt_id)
                     if request.timer is not None:
                         self._fire_timer(request)
                     else:
@@ -318,6 +328,8 @@ class Engine:
             event = self.committer.new_event(entry, hunt_id, version, new.type, now, new.data, command_id)
             state = evolve(state, event)
             self._schedule_for(entry, hunt_id, event, state)
+            if event.type in _LIFECYCLE:
+                entry.catalog = _catalog_row(state)
         assert state is not None
         self.hunts[hunt_id] = state
         if state.version - self._snapshot_versions.get(hunt_id, 0) >= self.config.snapshot_every:
@@ -381,28 +393,77 @@ class Engine:
 
     # -- open and close -----------------------------------------------------------------
     def _load(self, now: int) -> None:
-        """Rebuild every hunt from its latest usable snapshot plus later events (in a thread)."""
+        """Rebuild every hunt in memory (in a thread, at open), and the command window.
+
+        Hunts that ended more than `evict_after_s` ago stay on disk: only their
+        catalog summary is kept, and they are loaded again on demand.
+        """
         store = self._store
+        catalog = store.hunt_catalog()
+        cutoff = now - self.config.evict_after_s * 1000
         for hunt_id in store.hunt_ids():
-            state = None
-            snapshot = store.latest_snapshot(hunt_id)
-            if snapshot is not None and snapshot.format == SNAPSHOT_FORMAT:
-                try:
-                    state = from_snapshot(json.loads(zlib.decompress(snapshot.state)))
-                except (ValueError, KeyError, TypeError, zlib.error):
-                    state = None  # a snapshot is a cache: never trusted over the log
-            if state is not None:
-                self._snapshot_versions[hunt_id] = state.version
-            for event in store.read_hunt_events(hunt_id, after_version=state.version if state else 0):
-                state = evolve(state, event)
+            row = catalog.get(hunt_id)
+            if row is not None and row.status == "ended" and row.ended_ts is not None and row.ended_ts < cutoff:
+                self._evicted[hunt_id] = json.loads(row.summary)
+                continue
+            state, snapshot_version = _rebuild(store, hunt_id)
             if state is not None:
                 self.hunts[hunt_id] = state
+                self._snapshot_versions[hunt_id] = snapshot_version
         since = now - self.config.idempotency_window_s * 1000
         for record in store.load_commands(since):
             self._commands[record.command_id] = record
         store.prune_commands(since)
         for hunt_id, kind, due in store.timers():
             heapq.heappush(self._timers, (due, hunt_id, kind))
+
+    async def _ensure_loaded(self, hunt_id: str) -> None:
+        """Bring an evicted hunt back into memory (once, however many ask at the same time)."""
+        if hunt_id not in self._evicted:
+            return
+        loading = self._loading.get(hunt_id)
+        if loading is not None:
+            await loading.wait()
+            return
+        loading = self._loading[hunt_id] = trio.Event()
+        try:
+            async with self._reader_lock:
+                state, snapshot_version = await trio.to_thread.run_sync(_rebuild, self._reader, hunt_id)
+            if state is not None:
+                self.hunts[hunt_id] = state
+                self._snapshot_versions[hunt_id] = snapshot_version
+            del self._evicted[hunt_id]
+        finally:
+            del self._loading[hunt_id]
+            loading.set()
+
+    async def _run_evictions(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self.config.evict_check_s)
+            self.evict_ended_hunts()
+
+    def evict_ended_hunts(self) -> list[str]:
+        """Drop hunts that ended more than `evict_after_s` ago from memory; returns their ids.
+
+        A hunt leaves only once a committed snapshot covers its last event; otherwise a
+        snapshot is queued now and the hunt leaves on a later round.
+        """
+        cutoff = self.now() - self.config.evict_after_s * 1000
+        evicted = []
+        for hunt_id, state in list(self.hunts.items()):
+            if state.status != "ended" or state.ended_ts is None or state.ended_ts >= cutoff:
+                continue
+            if self._snapshot_versions.get(hunt_id) == state.version and self.committed_seq >= state.seq:
+                del self.hunts[hunt_id]
+                self._evicted[hunt_id] = views.hunt_summary(state)
+                evicted.append(hunt_id)
+            elif self._snapshot_versions.get(hunt_id) != state.version:
+                entry = Entry()
+                entry.snapshot = self._snapshot(state)
+                entry.catalog = _catalog_row(state)
+                self.committer.append(entry)
+        return evicted
 
     async def _start(self, nursery: trio.Nursery) -> None:
         await nursery.start(self.committer.run)
@@ -411,6 +472,7 @@ class Engine:
             self._inboxes.append(send)
             await nursery.start(self._run_shard, receive)
         await nursery.start(self._run_timers)
+        await nursery.start(self._run_evictions)
 
     async def _shutdown(self) -> None:
         """Stop taking commands, finish those in flight, snapshot, and commit."""
@@ -428,6 +490,33 @@ class Engine:
         for sub in list(self._subscribers):
             sub.close()
         self._subscribers.clear()
+
+
+_LIFECYCLE = frozenset({"hunt_created", "hunt_started", "hunt_ended", "hunt_extended"})
+
+
+def _catalog_row(state: HuntState) -> CatalogRow:
+    return CatalogRow(hunt_id=state.hunt_id, status=state.status, ended_ts=state.ended_ts,
+                      summary=json.dumps(views.hunt_summary(state), separators=(",", ":")))
+
+
+def _rebuild(store: Store, hunt_id: str) -> tuple[HuntState | None, int]:
+    """One hunt from its latest usable snapshot plus later events (blocking: run in a thread).
+
+    Returns the state and the version of the snapshot used (0 for none). A snapshot is
+    a cache: one of another format, or that fails to decode, is never trusted.
+    """
+    state = None
+    snapshot = store.latest_snapshot(hunt_id)
+    if snapshot is not None and snapshot.format == SNAPSHOT_FORMAT:
+        try:
+            state = from_snapshot(json.loads(zlib.decompress(snapshot.state)))
+        except (ValueError, KeyError, TypeError, zlib.error):
+            state = None
+    snapshot_version = state.version if state is not None else 0
+    for event in store.read_hunt_events(hunt_id, after_version=snapshot_version):
+        state = evolve(state, event)
+    return state, snapshot_version
 
 
 class Ticket:

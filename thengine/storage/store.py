@@ -83,6 +83,16 @@ class SnapshotRow:
 
 
 @attrs.frozen(kw_only=True)
+class CatalogRow:
+    """A hunt's catalog entry: lifecycle status, when it ended, its `hunts` summary (JSON)."""
+
+    hunt_id: str
+    status: str
+    ended_ts: int | None
+    summary: str
+
+
+@attrs.frozen(kw_only=True)
 class Batch:
     """One transaction's worth of writes.
 
@@ -97,6 +107,7 @@ class Batch:
     snapshots: list[SnapshotRow] = Factory(list)
     timers_set: list[tuple[str, str, int]] = Factory(list)
     timers_deleted: list[tuple[str, str]] = Factory(list)
+    hunts: list[CatalogRow] = Factory(list)
 
 
 # Binding tuples are built by attrgetter, in C: no per-row Python frames on the hot path.
@@ -118,6 +129,12 @@ _UPSERT_TIMER = (
     "ON CONFLICT (hunt_id, kind) DO UPDATE SET due_ts = excluded.due_ts"
 )
 _DELETE_TIMER = "DELETE FROM timers WHERE hunt_id = ? AND kind = ?"
+_UPSERT_HUNT = (
+    "INSERT INTO hunts (hunt_id, status, ended_ts, summary) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (hunt_id) DO UPDATE SET status = excluded.status, ended_ts = excluded.ended_ts, "
+    "summary = excluded.summary"
+)
+_catalog_values = operator.attrgetter("hunt_id", "status", "ended_ts", "summary")
 
 _EVENT_COLUMNS = "seq, hunt_id, version, type, ts, data"
 _SNAPSHOT_COLUMNS = "hunt_id, version, seq, format, state, ts"
@@ -266,6 +283,8 @@ class Store:
                 conn.executemany(_UPSERT_TIMER, batch.timers_set)
             if batch.timers_deleted:
                 conn.executemany(_DELETE_TIMER, batch.timers_deleted)
+            if batch.hunts:
+                conn.executemany(_UPSERT_HUNT, map(_catalog_values, batch.hunts))
 
     # -- the log ----------------------------------------------------------------
 
@@ -433,6 +452,11 @@ class Store:
         with self._transaction("pruning command records") as conn:
             conn.execute("DELETE FROM commands WHERE ts < ?", (before_ts,))
             return conn.changes()
+
+    def hunt_catalog(self) -> dict[str, CatalogRow]:
+        """Every hunt's catalog entry, by hunt id."""
+        rows = self._all("reading the hunt catalog", "SELECT hunt_id, status, ended_ts, summary FROM hunts")
+        return {r[0]: CatalogRow(hunt_id=r[0], status=r[1], ended_ts=r[2], summary=r[3]) for r in rows}
 
     # -- timers and meta ----------------------------------------------------------
 
