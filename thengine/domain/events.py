@@ -26,7 +26,7 @@ Event data, field by field (the contract; optional fields are omitted when unset
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -54,9 +54,12 @@ class NewEvent:
     data: dict[str, Any]
 
 
-@attrs.frozen(kw_only=True)
-class StoredEvent:
-    """An event as stored in the log: `{seq, hunt_id, version, type, ts, data}`."""
+class StoredEvent(NamedTuple):
+    """An event as stored in the log: `{seq, hunt_id, version, type, ts, data}`.
+
+    Immutable (a named tuple: the engine makes one per event, so it must be cheap);
+    `data` is a JSON object that nobody changes once the event is made.
+    """
 
     seq: int
     hunt_id: str

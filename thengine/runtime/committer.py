@@ -12,9 +12,11 @@ everything decided ahead of it is durable.
 from __future__ import annotations
 
 import json
+import zlib
 from collections import deque
 from typing import Any, Callable
 
+import attrs
 import trio
 
 from ..domain.events import StoredEvent
@@ -22,6 +24,11 @@ from ..errors import StorageError
 from ..storage.store import Batch, CatalogRow, CommandRecord, EventRow, SnapshotRow, Store
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_snapshot(data: dict[str, Any]) -> bytes:
+    """A snapshot's stored form: compact JSON, zlib-compressed."""
+    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
 
 
 class Entry:
@@ -152,7 +159,7 @@ class Committer:
                 or batch.hunts:
             started = trio.current_time()
             try:
-                await trio.to_thread.run_sync(self.store.write, batch)
+                await trio.to_thread.run_sync(self._write, batch)
             except StorageError as exc:
                 self._fail(entries, exc)
                 raise
@@ -172,6 +179,12 @@ class Committer:
         self._committed = trio.Event()
         if published:
             self._publish(published)
+
+    def _write(self, batch: Batch) -> None:
+        """In the writer thread: encode the batch's snapshots, then write it all."""
+        batch.snapshots[:] = [row if isinstance(row.state, bytes) else attrs.evolve(row, state=encode_snapshot(row.state))
+                              for row in batch.snapshots]
+        self.store.write(batch)
 
     def _fail(self, entries: list[Entry], exc: StorageError) -> None:
         """Fail-stop: every waiter, now and later, gets the storage error."""

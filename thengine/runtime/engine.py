@@ -150,12 +150,14 @@ class Engine:
         request = _Request(command, command_id, entry)
         inbox = self._inboxes[shard_of(command.hunt_id, self.config.shards)]
         try:
-            if wait:
-                await inbox.send(request)
-            else:
-                try:
-                    inbox.send_nowait(request)
-                except trio.WouldBlock:
+            try:
+                # No checkpoint when there is room: the caller yields anyway while it
+                # waits for the result, and a schedule point per command is costly.
+                inbox.send_nowait(request)
+            except trio.WouldBlock:
+                if wait:
+                    await inbox.send(request)
+                else:
                     entry.result = Result.rejected("overloaded", "the engine is overloaded: try again shortly")
                     entry.done.set()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -257,7 +259,24 @@ class Engine:
         self._shards_running += 1
         try:
             async with inbox:
-                async for request in inbox:
+                streak = 0
+                while True:
+                    try:
+                        # Take what is waiting without a schedule point per command,
+                        # yielding now and then so the committer and others run.
+                        request = inbox.receive_nowait()
+                        streak += 1
+                        if streak >= _SHARD_STREAK:
+                            streak = 0
+                            await trio.lowlevel.checkpoint()
+                    except trio.WouldBlock:
+                        streak = 0
+                        try:
+                            request = await inbox.receive()
+                        except trio.EndOfChannel:
+                            break
+                    except trio.EndOfChannel:
+                        break
                     if not committer.has_room():
                         await committer.wait_for_room()
                     hunt_id = request.timer[0] if request.timer else request.command.hunt_id  # type: ignore[union-attr]
@@ -337,10 +356,10 @@ class Engine:
         return state
 
     def _snapshot(self, state: HuntState) -> SnapshotRow:
+        """A snapshot of `state` now; its data is encoded later, in the writer thread."""
         self._snapshot_versions[state.hunt_id] = state.version
-        blob = zlib.compress(json.dumps(to_snapshot(state), separators=(",", ":")).encode(), 1)
         return SnapshotRow(hunt_id=state.hunt_id, version=state.version, seq=state.seq,
-                           format=SNAPSHOT_FORMAT, state=blob, ts=self.now())
+                           format=SNAPSHOT_FORMAT, state=to_snapshot(state), ts=self.now())
 
     # -- timers -------------------------------------------------------------------------
     def _schedule_for(self, entry: Entry, hunt_id: str, event: StoredEvent, state: HuntState) -> None:
@@ -491,6 +510,9 @@ class Engine:
             sub.close()
         self._subscribers.clear()
 
+
+#: Commands a shard takes from its inbox in a row before it lets other tasks run.
+_SHARD_STREAK = 64
 
 _LIFECYCLE = frozenset({"hunt_created", "hunt_started", "hunt_ended", "hunt_extended"})
 

@@ -28,7 +28,7 @@ import operator
 import os
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 import attrs
@@ -45,9 +45,12 @@ _MAX_INT = 2**63 - 1
 _MIN_INT = -(2**63)
 
 
-@attrs.frozen(kw_only=True)
-class EventRow:
-    """An event ready to store: `data` is its JSON object already encoded as text."""
+class EventRow(NamedTuple):
+    """An event ready to store: `data` is its JSON object already encoded as text.
+
+    A named tuple, not an attrs class: the engine makes one per event on its hot path,
+    and `executemany` binds the tuple as it is.
+    """
 
     seq: int
     hunt_id: str
@@ -58,8 +61,7 @@ class EventRow:
     command_id: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class CommandRecord:
+class CommandRecord(NamedTuple):
     """An accepted command with a `command_id`: its events are `first_seq..last_seq`."""
 
     command_id: str
@@ -110,9 +112,7 @@ class Batch:
     hunts: list[CatalogRow] = Factory(list)
 
 
-# Binding tuples are built by attrgetter, in C: no per-row Python frames on the hot path.
-_event_values = operator.attrgetter("seq", "hunt_id", "version", "type", "ts", "data", "command_id")
-_command_values = operator.attrgetter("command_id", "fingerprint", "hunt_id", "first_seq", "last_seq", "ts")
+# Event and command rows are tuples already; the others are bound through attrgetter, in C.
 _snapshot_values = operator.attrgetter("hunt_id", "version", "seq", "format", "state", "ts")
 
 _INSERT_EVENT = (
@@ -274,9 +274,9 @@ class Store:
         """
         with self._transaction(f"writing a batch of {len(batch.events)} events") as conn:
             if batch.events:
-                conn.executemany(_INSERT_EVENT, map(_event_values, batch.events))
+                conn.executemany(_INSERT_EVENT, batch.events)
             if batch.commands:
-                conn.executemany(_INSERT_COMMAND, map(_command_values, batch.commands))
+                conn.executemany(_INSERT_COMMAND, batch.commands)
             if batch.snapshots:
                 conn.executemany(_INSERT_SNAPSHOT, map(_snapshot_values, batch.snapshots))
             if batch.timers_set:
