@@ -105,6 +105,9 @@ class Engine:
         self._snapshot_versions: dict[str, int] = {}
         self._evicted: dict[str, dict[str, Any]] = {}  # hunt_id -> its `hunts` summary
         self._loading: dict[str, trio.Event] = {}
+        self._replays: list[_Replay] = []
+        self._replays_waiting = trio.Event()
+        self._replays_done = False
         self._commands: dict[str, CommandRecord] = {}
         self._inflight: dict[str, tuple[str, Entry]] = {}
         self._subscribers: set[Subscription] = set()
@@ -237,10 +240,43 @@ class Engine:
             return await trio.to_thread.run_sync(lambda: list(self._reader.read_events(**kwargs)))
 
     async def _replayed(self, record: CommandRecord) -> Result:
-        """The first result of a command_id seen before: its events, read back."""
-        async with self._reader_lock:
-            events = await trio.to_thread.run_sync(self._reader.events_in_range, record.first_seq, record.last_seq)
-        return Result(ok=True, events=tuple(events))
+        """The first result of a command_id seen before: its events, read back.
+
+        Repeats are read in batches (one thread hop for all that are waiting), so a
+        client re-sending a whole stream after a crash is not held up one by one.
+        """
+        if self._replays_done:
+            raise EngineClosed("the engine closed before the repeated command's result was read")
+        waiter = _Replay(record)
+        self._replays.append(waiter)
+        self._replays_waiting.set()
+        await waiter.done.wait()
+        if waiter.events is None:
+            raise EngineClosed("the engine closed before the repeated command's result was read")
+        return Result(ok=True, events=tuple(waiter.events))
+
+    async def _run_replay_reader(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                if not self._replays:
+                    self._replays_waiting = trio.Event()
+                    await self._replays_waiting.wait()
+                batch, self._replays = self._replays, []
+                reader = self._reader
+
+                def read(batch: list[_Replay] = batch) -> list[list[StoredEvent]]:
+                    return [reader.events_in_range(w.record.first_seq, w.record.last_seq) for w in batch]
+
+                async with self._reader_lock:
+                    results = await trio.to_thread.run_sync(read)
+                for waiter, events in zip(batch, results):
+                    waiter.events = events
+                    waiter.done.set()
+        finally:
+            self._replays_done = True
+            for waiter in self._replays:  # closing: nobody waits forever
+                waiter.done.set()
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> int:
@@ -492,6 +528,7 @@ class Engine:
             await nursery.start(self._run_shard, receive)
         await nursery.start(self._run_timers)
         await nursery.start(self._run_evictions)
+        await nursery.start(self._run_replay_reader)
 
     async def _shutdown(self) -> None:
         """Stop taking commands, finish those in flight, snapshot, and commit."""
@@ -506,6 +543,8 @@ class Engine:
                 entry.snapshot = self._snapshot(state)
                 self.committer.append(entry)
         await self.committer.drain()
+        while self._replays:
+            await trio.sleep(0.001)
         for sub in list(self._subscribers):
             sub.close()
         self._subscribers.clear()
@@ -559,12 +598,14 @@ class Ticket:
 
 
 class _Replay:
-    """Marks a repeated command whose first result must be read back from the log."""
+    """A repeated command whose first result must be read back from the log."""
 
-    __slots__ = ("record",)
+    __slots__ = ("record", "done", "events")
 
     def __init__(self, record: CommandRecord) -> None:
         self.record = record
+        self.done = trio.Event()
+        self.events: list[StoredEvent] | None = None
 
 
 @contextmanager
