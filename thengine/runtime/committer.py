@@ -11,8 +11,6 @@ everything decided ahead of it is durable.
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections import deque
 from typing import Any, Callable
 
@@ -21,14 +19,9 @@ import trio
 
 from ..domain.events import StoredEvent
 from ..errors import StorageError
+from ..storage.codec import dumps, encode_snapshot
 from ..storage.store import Batch, CatalogRow, CommandRecord, EventRow, SnapshotRow, Store
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def encode_snapshot(data: dict[str, Any]) -> bytes:
-    """A snapshot's stored form: compact JSON, zlib-compressed."""
-    return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
 
 
 class Entry:
@@ -87,7 +80,7 @@ class Committer:
         event = StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type, ts=ts, data=data)
         entry.events.append(event)
         entry.rows.append(EventRow(seq=seq, hunt_id=hunt_id, version=version, type=type, ts=ts,
-                                   data=_dumps(data), command_id=command_id))
+                                   data=dumps(data), command_id=command_id))
         return event
 
     def append(self, entry: Entry) -> None:

@@ -31,6 +31,7 @@ from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, from_snapshot, to_snapshot
 from ..domain.timers import END, START, decide_timer, timers_for
 from ..errors import EngineClosed, ThengineError
+from ..storage.codec import decode_snapshot
 from ..storage.lock import EngineLock
 from ..storage.store import CatalogRow, CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
@@ -571,7 +572,7 @@ def _rebuild(store: Store, hunt_id: str) -> tuple[HuntState | None, int]:
     snapshot = store.latest_snapshot(hunt_id)
     if snapshot is not None and snapshot.format == SNAPSHOT_FORMAT:
         try:
-            state = from_snapshot(json.loads(zlib.decompress(snapshot.state)))
+            state = from_snapshot(decode_snapshot(snapshot.state))
         except (ValueError, KeyError, TypeError, zlib.error):
             state = None
     snapshot_version = state.version if state is not None else 0

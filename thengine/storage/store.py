@@ -23,7 +23,6 @@ observe events that are not yet durable. Concurrent readers open their own Store
 from __future__ import annotations
 
 import contextlib
-import json
 import operator
 import os
 from collections.abc import Iterable, Iterator
@@ -37,6 +36,7 @@ from attrs import Factory
 from thengine.domain.events import StoredEvent
 from thengine.errors import StorageError
 from thengine.storage import migrations as _migrations
+from thengine.storage import codec
 from thengine.storage.connection import Sync, connect
 
 PAGE_SIZE = 1000
@@ -168,7 +168,7 @@ FROM hunts JOIN events
 
 def decode_events(rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
     """`(seq, hunt_id, version, type, ts, data_json)` rows -> `StoredEvent`s."""
-    loads = json.loads
+    loads = codec.loads
     return [
         StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type_, ts=ts, data=loads(data))
         for seq, hunt_id, version, type_, ts, data in rows
