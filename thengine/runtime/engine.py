@@ -163,7 +163,7 @@ class Engine:
                     await inbox.send(request)
                 else:
                     entry.result = Result.rejected("overloaded", "the engine is overloaded: try again shortly")
-                    entry.done.set()
+                    entry.finish()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise EngineClosed("the engine is closed") from None
         return Ticket(self, entry)
