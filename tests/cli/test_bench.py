@@ -1,0 +1,68 @@
+"""`thengine bench`: closed and open loop, one JSON object, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from thengine.storage.store import Store
+
+from .helpers_replay import assert_error, invoke
+
+SMALL = ("--hunts", 5, "--players", 100)
+
+
+def bench_json(*args: object) -> dict:
+    result = invoke("bench", *SMALL, *args, "--json")
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert result.stderr == ""  # no progress display with --json
+    return json.loads(result.stdout)
+
+
+def test_json_is_one_object_with_the_documented_fields() -> None:
+    answer = bench_json("--commands", 500, "--concurrency", 10)
+    assert set(answer) == {"commands", "seconds", "commands_per_s", "events_per_s", "latency_ms", "rejected",
+                           "hunts", "players", "concurrency", "sync", "rate"}
+    assert set(answer["latency_ms"]) == {"p50", "p90", "p99", "p999", "max"}
+    assert (answer["commands"], answer["hunts"], answer["players"], answer["concurrency"]) == (500, 5, 100, 10)
+    assert (answer["sync"], answer["rate"], answer["rejected"]) == ("full", None, 0)
+    lat = answer["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert answer["commands_per_s"] > 0 and answer["events_per_s"] >= answer["commands_per_s"] * 0.9
+
+
+def test_rate_runs_an_open_loop_on_a_fixed_timetable() -> None:
+    answer = bench_json("--commands", 300, "--rate", 1000, "--sync", "normal")
+    assert (answer["rate"], answer["commands"], answer["sync"]) == (1000, 300, "normal")
+    # 300 commands offered at 1,000/s take at least the timetable's 0.299 s.
+    assert answer["seconds"] >= 0.299
+    assert answer["commands_per_s"] <= 1000 * 1.01
+
+
+def test_db_keeps_the_log_and_can_be_reused(tmp_path: Path) -> None:
+    db = tmp_path / "bench.db"
+    bench_json("--commands", 100, "--db", db)
+    bench_json("--commands", 100, "--db", db)
+    with Store.open(db, readonly=True) as store:
+        hunts = store.hunt_ids()
+    assert len(hunts) == 10 and {h.split("-")[0] for h in hunts} == {"bench1", "bench2"}
+
+
+def test_human_summary_and_progress_go_to_stdout_and_stderr() -> None:
+    result = invoke("bench", *SMALL, "--commands", 200, "--concurrency", 5)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("200 commands in ")
+    assert "latency ms  p50" in result.stdout
+    assert "200 of 200 commands" in result.stderr
+
+
+def test_bad_numbers_are_bad_input() -> None:
+    assert_error(invoke("bench", "--commands", 0), 2, "--commands")
+    assert_error(invoke("bench", "--rate", -5), 2, "--rate")
+    assert_error(invoke("bench", "--players", 10, "--hunts", 5, "--concurrency", 20), 2, "--concurrency")
+
+
+def test_a_db_that_is_not_a_database_is_bad_input(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("not sqlite")
+    assert_error(invoke("bench", "--db", junk), 2, "not a thengine database")

@@ -1,0 +1,257 @@
+"""`thengine demo`: a simulated hunt with bot players, with no set-up at all.
+
+The demo loads the example hunt ``old-town.toml`` into a database (created if
+missing), under a fresh hunt id if that hunt already exists there (``old-town-2``,
+``old-town-3``...), starts it, and lets a few hundred bots play it through the
+engine's Python API, as a game server would: they join over the first seconds, think,
+give wrong answers, reveal hints, solve clues and find the treasure. When the time is
+up (or on Ctrl-C) the hunt is ended, and the log stays behind for `thengine replay`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+import random
+import shlex
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import trio
+
+from .bench import percentiles
+from .domain.commands import CreateHunt, EndHunt, Hunts, JoinHunt, Leaderboard, RequestHint, StartHunt, SubmitAnswer
+from .domain.definition import HuntDefinition, parse_hunt_toml
+from .domain.result import Result
+from .runtime.engine import Engine, open_engine
+
+EXAMPLE_HUNT = "old-town.toml"
+#: How often the live display is refreshed, in seconds.
+TICK_S = 0.5
+#: Bots arrive over this share of the run.
+ARRIVAL_SHARE = 0.2
+_WRONG_ANSWERS = ("statue", "church", "river", "clock", "market", "the well", "tower", "gate", "6", "eight",
+                  "dragon", "museum")
+
+
+class DemoError(Exception):
+    """The demo cannot run (its example hunt is missing, or the engine refused to set it up)."""
+
+
+@attrs.frozen(kw_only=True)
+class DemoConfig:
+    """How long, how many bots, and where the log goes."""
+
+    db: str = "thengine.db"
+    seconds: float = 20.0
+    players: int = 300
+    think_s: float = 2.5
+    seed: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(f"seconds: must be a positive number, got {self.seconds}")
+        if not 1 <= self.players <= 100_000:
+            raise ValueError(f"players: must be between 1 and 100000, got {self.players}")
+        if not self.think_s > 0:
+            raise ValueError(f"think_s: must be positive, got {self.think_s}")
+
+
+@attrs.frozen(kw_only=True)
+class DemoStatus:
+    """What the live display shows, about twice a second."""
+
+    hunt_id: str
+    title: str
+    elapsed: float
+    seconds: float
+    players: int
+    events: int
+    commands: int
+    treasures: int
+    leaderboard: list[dict[str, Any]]
+
+    @property
+    def commands_per_s(self) -> float:
+        return self.commands / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@attrs.frozen(kw_only=True)
+class DemoSummary:
+    """How the demo went, and where to look at its log."""
+
+    db: str
+    hunt_id: str
+    seconds: float
+    players: int
+    commands: int
+    events: int
+    treasures: int
+    p99_ms: float
+    interrupted: bool
+    leaderboard: list[dict[str, Any]]
+
+    @property
+    def commands_per_s(self) -> float:
+        return self.commands / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def replay_command(self) -> str:
+        """The command line that shows this demo's hunt from its log."""
+        return f"thengine replay {shlex.quote(self.db)} --hunt {self.hunt_id}"
+
+
+def example_hunt(name: str = EXAMPLE_HUNT) -> HuntDefinition:
+    """An example hunt: from the installed wheel (``thengine/_hunts``), else from a checkout."""
+    packaged = importlib.resources.files("thengine") / "_hunts" / name
+    checkout = Path(__file__).resolve().parent.parent / "examples" / "hunts" / name
+    for candidate in (packaged, checkout):
+        if candidate.is_file():
+            return parse_hunt_toml(candidate.read_text(encoding="utf-8"))
+    raise DemoError(f"thengine is installed without its example hunt {name} (looked in {packaged} and {checkout})")
+
+
+async def fresh_hunt_id(engine: Engine, base: str) -> str:
+    """`base`, or `base-2`, `base-3`... whichever the database does not have yet."""
+    answer = await engine.query(Hunts())
+    assert isinstance(answer, dict)
+    taken = {hunt["hunt_id"] for hunt in answer["hunts"]}
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+class _Play:
+    """Counters shared by the bots."""
+
+    def __init__(self) -> None:
+        self.players = 0
+        self.commands = 0
+        self.treasures = 0
+        self.latencies: list[float] = []
+
+    async def submit(self, engine: Engine, command: Any) -> Result:
+        started = trio.current_time()
+        result = await engine.submit(command)
+        self.latencies.append(trio.current_time() - started)
+        self.commands += 1
+        return result
+
+
+async def _bot(engine: Engine, hunt: HuntDefinition, player_id: str, rng: random.Random, play: _Play,
+               config: DemoConfig) -> None:
+    """One player: arrives, then thinks, guesses, asks for hints, solves, until the treasure."""
+    def think() -> float:
+        return min(8.0, max(0.3, rng.expovariate(1 / config.think_s)))
+
+    await trio.sleep(rng.uniform(0, config.seconds * ARRIVAL_SHARE))
+    joined = await play.submit(engine, JoinHunt(hunt_id=hunt.id, player_id=player_id))
+    if not joined.ok:
+        return
+    play.players += 1
+    skill = rng.uniform(0.25, 0.75)  # the chance to know an answer
+    clue_index = 0
+    while clue_index < len(hunt.clues):
+        clue = hunt.clues[clue_index]
+        await trio.sleep(think())
+        roll = rng.random()
+        if roll < skill:
+            answer = rng.choice(clue.answers)
+            command: Any = SubmitAnswer(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id,
+                                        answer=rng.choice((answer, answer.upper(), f"  {answer.title()} ")))
+        elif roll < skill + 0.12:
+            command = RequestHint(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id)
+        else:
+            command = SubmitAnswer(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id,
+                                   answer=rng.choice(_WRONG_ANSWERS))
+        result = await play.submit(engine, command)
+        if result.ok:
+            kinds = {event.type for event in result.events}
+            if "hint_revealed" in kinds:
+                skill = min(0.95, skill + 0.25)  # a hint helps
+            if "clue_solved" in kinds:
+                clue_index += 1
+            if "treasure_found" in kinds:
+                play.treasures += 1
+        elif result.error is not None and result.error.code == "already_solved":
+            clue_index += 1
+        elif result.error is not None and result.error.code in ("cooldown", "hint_locked"):
+            await trio.sleep(think() * 3)
+        elif result.error is not None and result.error.code in ("hunt_not_running", "not_joined"):
+            return
+
+
+async def _cancel_on_sigint(scope: trio.CancelScope, interrupted: trio.Event, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Ctrl-C ends the play early; the demo still ends the hunt and prints its summary."""
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        task_status.started()
+        async for _ in signals:
+            interrupted.set()
+            scope.cancel()
+            return
+
+
+async def _checked(engine: Engine, command: Any) -> None:
+    result = await engine.submit(command)
+    if not result.ok:
+        assert result.error is not None
+        raise DemoError(f"{command.TYPE} was refused: {result.error.code}: {result.error.message}")
+
+
+async def run_demo(config: DemoConfig, *, on_tick: Callable[[DemoStatus], None] | None = None) -> DemoSummary:
+    """Play the demo hunt with bots for `config.seconds` (or until Ctrl-C).
+
+    Raises:
+        DemoError: the example hunt is missing, or setting it up was refused.
+        ThengineError: the engine failed (e.g. another engine holds the database).
+    """
+    definition = example_hunt()
+    rng = random.Random(config.seed)
+    async with open_engine(config.db) as engine:
+        first_seq = engine.committed_seq
+        hunt = attrs.evolve(definition, id=await fresh_hunt_id(engine, definition.id))
+        await _checked(engine, CreateHunt(definition=hunt))
+        await _checked(engine, StartHunt(hunt_id=hunt.id))
+        play = _Play()
+        interrupted = trio.Event()
+        started = trio.current_time()
+
+        async def board() -> list[dict[str, Any]]:
+            answer = await engine.query(Leaderboard(hunt_id=hunt.id, limit=10))
+            return answer["entries"] if isinstance(answer, dict) else []
+
+        async def status() -> DemoStatus:
+            return DemoStatus(hunt_id=hunt.id, title=hunt.title, elapsed=trio.current_time() - started,
+                              seconds=config.seconds, players=play.players,
+                              events=engine.committed_seq - first_seq, commands=play.commands,
+                              treasures=play.treasures, leaderboard=await board())
+
+        async def ticker() -> None:
+            assert on_tick is not None
+            while True:
+                on_tick(await status())
+                await trio.sleep(TICK_S)
+
+        with trio.move_on_after(config.seconds):
+            async with trio.open_nursery() as nursery:
+                if threading.current_thread() is threading.main_thread():
+                    await nursery.start(_cancel_on_sigint, nursery.cancel_scope, interrupted)
+                if on_tick is not None:
+                    nursery.start_soon(ticker)
+                for i in range(config.players):
+                    bot_rng = random.Random(rng.getrandbits(64))
+                    nursery.start_soon(_bot, engine, hunt, f"bot-{i + 1:03d}", bot_rng, play, config)
+        elapsed = trio.current_time() - started
+        await _checked(engine, EndHunt(hunt_id=hunt.id))
+        final = await status()
+    return DemoSummary(db=config.db, hunt_id=hunt.id, seconds=elapsed, players=play.players,
+                       commands=play.commands, events=final.events, treasures=play.treasures,
+                       p99_ms=percentiles(play.latencies)["p99"],
+                       interrupted=interrupted.is_set(), leaderboard=final.leaderboard)
