@@ -547,3 +547,17 @@ async def test_create_hunt_for_an_evicted_hunt_id_is_hunt_exists(tmp_path):
     async with open_engine(db, clock=lambda: now[0], evict_after_s=60) as engine:
         again = await engine.submit(CreateHunt(definition=definition("h")))
     assert again.error is not None and again.error.code == "hunt_exists"
+
+
+async def test_the_wal_is_checkpointed_beside_commits_not_inside_them(tmp_path):
+    db = tmp_path / "e.db"
+    async with open_engine(db, checkpoint_every_s=0.05) as engine:
+        assert engine._store.conn.execute("PRAGMA wal_autocheckpoint").fetchall() == [(0,)]
+        await running_hunt(engine)
+        size_before = db.stat().st_size
+        for p in range(3000):
+            await engine.send(join("h", f"player-{p:05d}"))
+        await engine.committer.drain()
+        with trio.fail_after(5):
+            while db.stat().st_size <= size_before:  # pages reach the main file while running
+                await trio.sleep(0.02)

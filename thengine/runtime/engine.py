@@ -70,6 +70,7 @@ class EngineConfig:
     shutdown_grace_s: float = 10.0
     evict_after_s: float = 3600.0  # hunts that ended this long ago leave memory
     evict_check_s: float = 60.0
+    checkpoint_every_s: float = 1.0  # WAL checkpoints run beside commits, not inside them
     clock: Callable[[], int] = wall_clock_ms
     vfs: str | None = None  # a registered SQLite VFS name (fault-injection tests)
 
@@ -97,10 +98,11 @@ class _Request:
 class Engine:
     """A running engine. Make one with `open_engine`; every method runs on its trio loop."""
 
-    def __init__(self, config: EngineConfig, store: Store, reader: Store) -> None:
+    def __init__(self, config: EngineConfig, store: Store, reader: Store, checkpointer: Store) -> None:
         self.config = config
         self._store = store
         self._reader = reader
+        self._checkpointer = checkpointer
         self._reader_lock = trio.Lock()
         self.hunts: dict[str, HuntState] = {}
         self._snapshot_versions: dict[str, int] = {}
@@ -493,6 +495,16 @@ class Engine:
             del self._loading[hunt_id]
             loading.set()
 
+    async def _run_checkpoints(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Checkpoint the WAL now and then from a connection of its own, in a thread."""
+        task_status.started()
+        last = self.committed_seq
+        while True:
+            await trio.sleep(self.config.checkpoint_every_s)
+            if self.committed_seq != last:
+                last = self.committed_seq
+                await trio.to_thread.run_sync(self._checkpointer.checkpoint)
+
     async def _run_evictions(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
@@ -529,6 +541,7 @@ class Engine:
             await nursery.start(self._run_shard, receive)
         await nursery.start(self._run_timers)
         await nursery.start(self._run_evictions)
+        await nursery.start(self._run_checkpoints)
         await nursery.start(self._run_replay_reader)
 
     async def _shutdown(self) -> None:
@@ -647,26 +660,28 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     """
     config = EngineConfig(path=str(path), **options)
     lock = EngineLock.acquire(config.path)
+    stores: list[Store] = []
     try:
         store = Store.open(config.path, sync=config.sync, vfs=config.vfs)
-        try:
-            reader = Store.open(config.path, readonly=True, vfs=config.vfs)
-            try:
-                engine = Engine(config, store, reader)
-                await trio.to_thread.run_sync(engine._load, config.clock())
-                with _unwrapped_errors():
-                    async with trio.open_nursery() as nursery:
-                        await engine._start(nursery)
-                        try:
-                            yield engine
-                        finally:
-                            with trio.move_on_after(config.shutdown_grace_s) as scope:
-                                scope.shield = True
-                                await engine._shutdown()
-                            nursery.cancel_scope.cancel()
-            finally:
-                reader.close()
-        finally:
-            store.close()
+        stores.append(store)
+        store.disable_autocheckpoint()
+        reader = Store.open(config.path, readonly=True, vfs=config.vfs)
+        stores.append(reader)
+        checkpointer = Store.open(config.path, sync=config.sync, vfs=config.vfs, migrate=False)
+        stores.append(checkpointer)
+        engine = Engine(config, store, reader, checkpointer)
+        await trio.to_thread.run_sync(engine._load, config.clock())
+        with _unwrapped_errors():
+            async with trio.open_nursery() as nursery:
+                await engine._start(nursery)
+                try:
+                    yield engine
+                finally:
+                    with trio.move_on_after(config.shutdown_grace_s) as scope:
+                        scope.shield = True
+                        await engine._shutdown()
+                    nursery.cancel_scope.cancel()
     finally:
+        for opened in reversed(stores):  # the writer last: its close checkpoints the WAL
+            opened.close()
         lock.release()

@@ -453,6 +453,26 @@ class Store:
             conn.execute("DELETE FROM commands WHERE ts < ?", (before_ts,))
             return conn.changes()
 
+    def disable_autocheckpoint(self) -> None:
+        """Stop this connection from checkpointing the WAL inside its own commits.
+
+        The engine's writer uses this so a checkpoint (which copies the WAL into the
+        database and fsyncs it) never stalls a commit; the engine checkpoints from
+        another connection instead (`checkpoint`).
+        """
+        with self._errors("turning off automatic checkpoints"):
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL frames into the database without blocking the writer.
+
+        Returns (frames in the WAL, frames checkpointed). A PASSIVE checkpoint: it
+        never waits for readers or the writer, and does what it can.
+        """
+        with self._errors("checkpointing the WAL"):
+            _busy, frames, done = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        return frames, done
+
     def hunt_catalog(self) -> dict[str, CatalogRow]:
         """Every hunt's catalog entry, by hunt id."""
         rows = self._all("reading the hunt catalog", "SELECT hunt_id, status, ended_ts, summary FROM hunts")
