@@ -23,6 +23,10 @@ from thengine.storage.store import Store
 from .harness import T0, FailingStore, GatedStore, answer, definition, join, running_hunt, trio_clock
 
 
+#: With a mock clock, every periodic engine task wake-up costs a real 0.1 s: keep them rare.
+QUIET = {"checkpoint_every_s": 3600.0, "evict_check_s": 3600.0}
+
+
 @pytest.fixture
 def patient_clock():
     """A MockClock that jumps only after 0.1 s of real idleness, so commits (which run
@@ -447,7 +451,7 @@ async def test_subscriptions_end_when_the_engine_closes(tmp_path):
 
 async def test_timers_start_and_end_a_hunt_through_logged_commands(tmp_path, patient_clock):
     db = tmp_path / "e.db"
-    async with open_engine(db, clock=trio_clock) as engine:
+    async with open_engine(db, clock=trio_clock, **QUIET) as engine:
         created = await engine.submit(CreateHunt(definition=definition(
             starts_at=T0 + 60_000, ends_at=T0 + 120_000)))
         assert created.ok
@@ -481,7 +485,7 @@ async def test_timers_that_fell_due_while_the_engine_was_down_fire_on_open_in_or
 
 async def test_extending_a_hunt_moves_its_end_timer(tmp_path, patient_clock):
     db = tmp_path / "e.db"
-    async with open_engine(db, clock=trio_clock) as engine:
+    async with open_engine(db, clock=trio_clock, **QUIET) as engine:
         await running_hunt(engine, ends_at=T0 + 60_000)
         assert (await engine.submit(ExtendHunt(hunt_id="h", ends_at=T0 + 600_000))).ok
         await trio.sleep(120)
@@ -493,7 +497,7 @@ async def test_extending_a_hunt_moves_its_end_timer(tmp_path, patient_clock):
 
 async def test_a_manually_ended_hunt_ignores_its_end_timer(tmp_path, patient_clock):
     db = tmp_path / "e.db"
-    async with open_engine(db, clock=trio_clock) as engine:
+    async with open_engine(db, clock=trio_clock, **QUIET) as engine:
         await running_hunt(engine, ends_at=T0 + 60_000)
         assert (await engine.submit(EndHunt(hunt_id="h"))).ok
         await trio.sleep(120)
