@@ -186,11 +186,15 @@ def _print_tables(db: str, result: ReplayResult, states: list[HuntState], limit:
             _print_player(state, player)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _print_hunt(state: HuntState, limit: int) -> None:
     definition = state.definition
     click.echo(f"{state.hunt_id}  {definition.title}")
-    click.echo(f"  {state.status}, version {state.version}, {state.active_players:,} players, "
-               f"{len(definition.clues)} clues")
+    click.echo(f"  {state.status}, version {state.version}, {_count(state.active_players, 'player')}, "
+               f"{_count(len(definition.clues), 'clue')}")
     board = views.leaderboard(state, limit)["entries"]
     if not board:
         click.echo("  (nobody on the leaderboard yet)")
