@@ -161,20 +161,27 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
     state.started_ts = data["started_ts"]
     state.ended_ts = data["ended_ts"]
     state.ends_at = data["ends_at"]
+    groups = state.groups
+    ranking = state.ranking
     for g in data["groups"]:
         group = Group(g["kind"], g["id"], g["joined_ts"])
-        group.members = list(g["members"])
+        group.members = g["members"]
         group.score = g["score"]
         group.reached_ts = g["reached_ts"]
         group.treasure_ts = g["treasure_ts"]
+        progress = group.progress
+        solved = 0
         for clue_id, (solved_ts, hints, wrong, cooldown_until) in g["progress"].items():
-            progress = group.clue(clue_id)
-            progress.solved_ts, progress.hints = solved_ts, hints
-            progress.wrong, progress.cooldown_until = wrong, cooldown_until
+            item = progress[clue_id] = ClueProgress()
+            item.solved_ts, item.hints, item.wrong, item.cooldown_until = solved_ts, hints, wrong, cooldown_until
             if solved_ts is not None:
-                group.solved += 1
-        state.groups[group.key] = group
-        state.rerank(group)
+                solved += 1
+        group.solved = solved
+        groups[(group.kind, group.id)] = group
+        if group.members:
+            group.rank_key = (-group.score, group.reached_ts, group.id, group.kind)
+            ranking.append(group.rank_key)
+    ranking.sort()  # once, rather than an insort per group
     for player_id, (kind, group_id, active, removed, joined_ts) in data["players"].items():
         player = PlayerState(state.groups[(kind, group_id)], joined_ts)
         player.active, player.removed = active, removed
