@@ -15,7 +15,7 @@ def python_blocks() -> list[str]:
 
 
 def test_the_embedded_example_runs_as_written_and_prints_what_it_says(tmp_path):
-    (block,) = python_blocks()
+    block = next(b for b in python_blocks() if "open_engine" in b)
     out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -44,3 +44,35 @@ def test_the_cli_tour_runs_as_written(tmp_path):
     assert len(first_run) == 4
     assert (tmp_path / "again.jsonl").read_text().splitlines() == first_run
     assert (tmp_path / "tour-copy.db").exists()
+
+
+WAIT_FOR_SERVER = (
+    "python -c 'import time, urllib.request\n"
+    "for _ in range(200):\n"
+    "    try: urllib.request.urlopen(\"http://127.0.0.1:8765/healthz\"); break\n"
+    "    except OSError: time.sleep(0.1)'"
+)
+
+
+def test_the_server_walkthrough_and_client_example_run_as_written(tmp_path):
+    walkthrough = next(block for block in shell_blocks() if "thengine serve hunts.db" in block)
+    client = next(block for block in python_blocks() if "thengine.client" in block)
+    (tmp_path / "examples").symlink_to(README.parent / "examples")
+    (tmp_path / "commands.jsonl").write_text(
+        '{"type": "join_hunt", "hunt_id": "old-town", "player_id": "bob", "command_id": "bob-join"}\n')
+    (tmp_path / "client.py").write_text(client)
+    # The walkthrough leaves the server running in the background: wait for it to
+    # listen, run the client as `ann`, then stop it the way an operator would.
+    script = walkthrough.replace("&          #", "& SERVER=$!; #", 1).replace(
+        "ADMIN=$(", WAIT_FOR_SERVER + "\nADMIN=$(", 1)
+    script = script.replace("thengine token hunts.db --rotate-secret",
+                            'python client.py "$PLAYER"\nthengine token hunts.db --rotate-secret', 1)
+    script += '\nkill -TERM "$SERVER"; wait "$SERVER"\n'
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "True" in lines
+    assert "['bob', 'ann']" in lines or "['ann', 'bob']" in lines
+    assert '"command_id":"bob-join"' in out.stdout

@@ -214,11 +214,16 @@ def test_hunt_add_while_an_engine_holds_the_database_exits_2_naming_it(tmp_path:
                      f"pid {os.getpid()}")
 
 
-def test_hunt_add_through_a_server_is_refused_until_the_server_exists(tmp_path: Path) -> None:
+def test_hunt_add_with_url_but_no_token_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     db = make_db(tmp_path)
-    result = invoke("hunt", "add", db, write_hunt(tmp_path), "--url", "ws://127.0.0.1:8765/v1", "--token", "t")
-    assert_error(result, 2, "--url needs the network server (not available yet)")
+    result = invoke("hunt", "add", db, write_hunt(tmp_path), "--url", "ws://127.0.0.1:8765/v1")
+    assert_error(result, 2, "--url needs --token")
     assert logged_events(db) == []
+
+
+def test_hunt_add_with_a_token_but_no_url_exits_2(tmp_path: Path) -> None:
+    db = make_db(tmp_path)
+    assert_error(invoke("hunt", "add", db, write_hunt(tmp_path), "--token", "t"), 2, "--token goes with --url")
 
 
 @pytest.mark.parametrize("args", [[], ["a.db", "b.toml", "c"]])

@@ -232,10 +232,9 @@ def test_ingest_while_an_engine_holds_the_database_exits_2(tmp_path: Path) -> No
         assert_error(invoke("ingest", db, "-", input=jsonl(join("h1", "ann"))), 2, "in use by another engine")
 
 
-def test_ingest_through_a_server_is_refused_until_the_server_exists(tmp_path: Path) -> None:
+def test_ingest_with_url_but_no_token_exits_2(tmp_path: Path) -> None:
     db = make_db(tmp_path)
-    assert_error(invoke("ingest", db, "--url", "ws://127.0.0.1:8765/v1", input=""), 2,
-                 "--url needs the network server (not available yet)")
+    assert_error(invoke("ingest", db, "--url", "ws://127.0.0.1:8765/v1", input=""), 2, "--url needs --token")
 
 
 def test_ingest_with_three_paths_exits_2(tmp_path: Path) -> None:

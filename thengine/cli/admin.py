@@ -170,17 +170,26 @@ def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--token", metavar="TOKEN", help="An admin token for --url (see `thengine token`).")(fn)
     fn = click.option(
         "--url", metavar="ws://HOST:PORT/v1",
-        help="Go through a running `thengine serve` instead of opening DB (not available yet).",
+        help="Go through a running `thengine serve` instead of opening DB (while a server holds DB).",
     )(fn)
     return fn
 
 
-def refuse_remote(url: str | None, token: str | None) -> None:
-    """Until the network server exists, ``--url`` is refused rather than faked."""
-    if url is not None:
-        fail("--url needs the network server (not available yet)")
-    if token is not None:
+def check_remote(url: str | None, token: str | None) -> None:
+    """``--url`` and ``--token`` come together."""
+    if url is not None and not token:
+        fail("--url needs --token (an admin token: `thengine token DB --role admin`)")
+    if token is not None and url is None:
         fail("--token goes with --url")
+
+
+def engine_or_server(db: str, url: str | None, token: str | None) -> Any:
+    """`engine_at(db)`, or with ``--url`` a `thengine.client` connection (same submit/send/query)."""
+    if url is None:
+        return engine_at(db)
+    from ..client import connect
+
+    return connect(url, token or "")
 
 
 def fail_each(problems: Sequence[str]) -> NoReturn:
@@ -320,7 +329,8 @@ def hunt_add(paths: tuple[str, ...], start: bool, url: str | None, token: str | 
     With one argument it is the hunt file and DB is ./thengine.db. Every problem in
     the file is reported, one per line with its place (`clues[2].hints[0].penalty:
     must be >= 0, got -5`), and nothing is created. DB must exist (`thengine init`)
-    and no engine may be running on it (use --url then, once the server exists).
+    and no engine may be running on it: while `thengine serve` holds DB, use
+    --url ws://HOST:PORT/v1 --token ADMIN_TOKEN to go through the server.
 
     \b
     Examples:
@@ -328,7 +338,7 @@ def hunt_add(paths: tuple[str, ...], start: bool, url: str | None, token: str | 
       thengine hunt add old-town.toml
     """
     db, file = split_db_args(paths, "FILE.toml")
-    refuse_remote(url, token)
+    check_remote(url, token)
     try:
         with open(file, "rb") as f:
             raw = f.read(MAX_DEFINITION_BYTES + 1)
@@ -343,13 +353,13 @@ def hunt_add(paths: tuple[str, ...], start: bool, url: str | None, token: str | 
         fail(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})")
     except DefinitionError as exc:
         fail_each([f"{file}: {problem}" for problem in exc.problems])
-    summary = run_async(_add_hunt, db, CreateHunt(definition=definition), start)
+    summary = run_async(_add_hunt, db, CreateHunt(definition=definition), start, url, token)
     click.echo(summary)
 
 
-async def _add_hunt(db: str, create: CreateHunt, start: bool) -> str:
+async def _add_hunt(db: str, create: CreateHunt, start: bool, url: str | None = None, token: str | None = None) -> str:
     hunt_id = create.hunt_id
-    async with engine_at(db) as engine:
+    async with engine_or_server(db, url, token) as engine:
         result = await engine.submit(create)
         _refuse_rejection(result.error, f"cannot create hunt {hunt_id!r}")
         if start:

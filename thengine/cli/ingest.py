@@ -27,8 +27,8 @@ from ..runtime.engine import Engine, Ticket
 from ._group import DEFAULT_DB, Failure, fail, main
 from .admin import (
     Command,
-    engine_at,
-    refuse_remote,
+    check_remote,
+    engine_or_server,
     remote_options,
     require_database,
     run_async,
@@ -73,21 +73,27 @@ def ingest(paths: tuple[str, ...], url: str | None, token: str | None) -> None:
     finish: commands with a `command_id` are not applied twice.
 
     With no argument DB is ./thengine.db and commands come from stdin; one argument
-    is DB ("-" alone means stdin). DB must exist (`thengine init`).
+    is DB ("-" alone means stdin). DB must exist (`thengine init`). While
+    `thengine serve` holds DB, --url ws://HOST:PORT/v1 --token ADMIN_TOKEN sends the
+    commands through the server instead (then the one argument is the input).
 
     \b
     Examples:
       thengine ingest hunts.db commands.jsonl > results.jsonl
       producer | thengine ingest hunts.db -
+      thengine ingest --url ws://127.0.0.1:8765/v1 --token "$TOKEN" commands.jsonl
     """
     if len(paths) > 2:
         fail(f"too many arguments: expected [DB] [FILE.jsonl|-], got {len(paths)}")
     if not paths or paths == ("-",):
         db, source = DEFAULT_DB, "-"
+    elif url is not None and len(paths) == 1:  # through a server: the one argument is the input
+        db, source = DEFAULT_DB, paths[0]
     else:
         db, source = paths[0], (paths[1] if len(paths) == 2 else "-")
-    refuse_remote(url, token)
-    require_database(db)
+    check_remote(url, token)
+    if url is None:
+        require_database(db)
     if source == "-":
         infile: IO[bytes] = sys.stdin.buffer
     else:
@@ -97,7 +103,7 @@ def ingest(paths: tuple[str, ...], url: str | None, token: str | None) -> None:
             fail(f"cannot read {source}: {exc.strerror or exc}")
     try:
         run = _Ingest(infile, sys.stdout.buffer)
-        run_async(run.main, db)
+        run_async(run.main, db, url, token)
     finally:
         if source != "-":
             infile.close()
@@ -121,11 +127,11 @@ class _Ingest:
         self.eof = False
         self.complete = False
 
-    async def main(self, db: str) -> None:
+    async def main(self, db: str, url: str | None = None, token: str | None = None) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as watcher:
                 watcher.start_soon(self._watch, signals)
-                async with engine_at(db) as engine:
+                async with engine_or_server(db, url, token) as engine:
                     send, receive = trio.open_memory_channel[tuple[int, Any, Ticket | Result]](WINDOW)
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._read, engine, send)

@@ -1,0 +1,100 @@
+"""`thengine serve`: the standalone network server (WebSocket /v1, /metrics, /healthz)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+import trio
+
+from ..server.app import ServerConfig
+from ..server.protocol import MAX_FRAME_BYTES
+from ..server.run import DEFAULT_LISTEN, ListenError, Running, parse_listen
+from ..server.run import serve as run_server
+from ._group import DEFAULT_DB, fail, main
+from .admin import Command, ensure_secret, open_store, run_async
+
+
+@main.command(cls=Command)
+@click.argument("db", default=DEFAULT_DB, required=False)
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT",
+              help="Where to listen: HOST:PORT, [IPv6]:PORT, or :PORT for every interface.")
+@click.option("--shards", type=click.IntRange(1, 1024), default=4, show_default=True,
+              help="Shard tasks deciding commands (hunts are spread over them).")
+@click.option("--sync", type=click.Choice(["full", "normal"]), default="full", show_default=True,
+              help="full: an acknowledged command survives power loss; normal: a crash of the process.")
+@click.option("--max-connections", type=click.IntRange(1), default=10_000, show_default=True,
+              help="More connections are closed with 1013.")
+@click.option("--max-in-flight", type=click.IntRange(1), default=64, show_default=True,
+              help="Commands and queries awaiting results, per connection; more get `overloaded`.")
+@click.option("--rate", type=click.FloatRange(0), default=20.0, show_default=True,
+              help="Commands per second per player (0: no limit); more get `rate_limited`. Admins are not limited.")
+@click.option("--burst", type=click.IntRange(1), default=40, show_default=True,
+              help="Commands a player may send at once before --rate applies.")
+@click.option("--max-frame", type=click.IntRange(1024, 16 << 20), default=MAX_FRAME_BYTES, show_default=True,
+              help="Largest frame in bytes; a bigger one closes the connection with 1009.")
+@click.option("--client-buffer", type=click.IntRange(1), default=2000, show_default=True,
+              help="Pushed events queued for one client; a client further behind is closed with 1013 "
+                   "and resumes with after_seq.")
+@click.option("--push-linger", type=click.FloatRange(0, 5), default=0.05, show_default=True,
+              help="Seconds a client's pushed events may wait to leave together in fewer frames "
+                   "(replies never wait); 0 sends each at once.")
+@click.option("--grace", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Seconds to wait at shutdown for clients to get their answers.")
+def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, max_in_flight: int, rate: float,
+          burst: int, max_frame: int, client_buffer: int, push_linger: float, grace: float) -> None:
+    """Serve DB to game clients and servers over WebSocket at ws://HOST:PORT/v1.
+
+    Clients authenticate with a token from `thengine token DB` (admin: anything;
+    player: only as itself, and only the player's view). The same port answers
+    GET /metrics (Prometheus), GET /healthz, and GET / (a browser client).
+
+    Ctrl-C or SIGTERM stops gracefully: no new connections, requests in flight are
+    answered, clients are closed with 1001, snapshots are taken; exit 0. DB must
+    exist (`thengine init`); it gets a token secret if it has none.
+
+    \b
+    Examples:
+      thengine serve hunts.db --listen 0.0.0.0:8765
+      TOKEN=$(thengine token hunts.db --role admin)
+      thengine hunt add --url ws://127.0.0.1:8765/v1 --token "$TOKEN" old-town.toml --start
+    """
+    try:
+        parse_listen(listen)
+    except ListenError as exc:
+        fail(str(exc))
+    config = ServerConfig(max_connections=max_connections, max_in_flight=max_in_flight, rate=rate, burst=burst,
+                          max_frame_bytes=max_frame, client_buffer=client_buffer, push_linger_s=push_linger,
+                          shutdown_grace_s=grace)
+    with open_store(db, readonly=False) as store:
+        _, made = ensure_secret(store)
+    if made:
+        click.echo(f"thengine: {db} had no token secret; made one (issue tokens with `thengine token`)", err=True)
+    _log_to_stderr()
+    run_async(_serve, db, listen, shards, sync, config)
+    click.echo("thengine: stopped", err=True)
+
+
+async def _serve(db: str, listen: str, shards: int, sync: str, config: ServerConfig) -> None:
+    async with trio.open_nursery() as nursery:
+        running: Running = await nursery.start(_server, db, listen, shards, sync, config)
+        click.echo(f"thengine: serving {db} at {running.url} (browser client {running.http_url}/, "
+                   f"metrics {running.http_url}/metrics); Ctrl-C stops", err=True)
+
+
+async def _server(db: str, listen: str, shards: int, sync: str, config: ServerConfig, *,
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    await run_server(db, listen=listen, shards=shards, sync=sync, config=config, handle_signals=True,
+                     task_status=task_status)
+
+
+def _log_to_stderr() -> None:
+    """The server's warnings and errors, one line each, on stderr."""
+    logger = logging.getLogger("thengine")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("thengine: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)

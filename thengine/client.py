@@ -1,0 +1,413 @@
+"""A client for `thengine serve`, shaped like the embedded `Engine` API.
+
+    async with thengine.client.connect("ws://127.0.0.1:8765/v1", token) as client:
+        result = await client.submit(JoinHunt(hunt_id="old-town", player_id="p1"), command_id="k1")
+        board = await client.query(Leaderboard(hunt_id="old-town", limit=10))
+        async with client.subscribe(hunt_id="old-town", after_seq=0) as events:
+            async for event in events: ...
+
+Requests are pipelined on one connection: `send` returns once the frame is written,
+with a ticket whose `result()` waits for the reply, so many commands can be in flight
+(at most the server's ``max_in_flight``; `send` waits for a free slot). Commands sent
+one after another are handed to the engine in that order. `submit` and `query` return
+`Result`s like the engine's, so code (such as ``thengine hunt add --url`` and
+``thengine ingest --url``) can use either.
+
+Needs the ``trio-websocket`` package.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import ssl
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
+
+import trio
+
+from .domain.commands import Command, Query, Rejection, to_json
+from .domain.events import StoredEvent
+from .domain.result import Result
+from .errors import SubscriberTooSlow, ThengineError
+
+MAX_MESSAGE_BYTES = 64 << 20
+DEFAULT_IN_FLIGHT = 64
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN = 1013
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class ServerError(ThengineError):
+    """The server could not be reached, refused us, or closed the connection.
+
+    `code` is the WebSocket close code when there was one, `reason` its reason.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(message)
+
+
+class RequestFailed(ThengineError):
+    """The server answered a request with an error frame (bad_request, overloaded...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(f"{code}: {message}")
+
+
+def _websocket() -> Any:
+    try:
+        import trio_websocket
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        raise ThengineError("talking to a server needs the trio-websocket package "
+                            "(pip install trio-websocket)") from None
+    return trio_websocket
+
+
+@asynccontextmanager
+async def connect(url: str, token: str, *, timeout: float = 10.0) -> AsyncIterator[Client]:
+    """Connect to `url` (``ws://HOST:PORT/v1``) and authenticate with `token`.
+
+    Raises:
+        ServerError: cannot connect, the token is refused (the reason says why), or
+            the connection is lost later.
+    """
+    tws = _websocket()
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ServerError(f"not a WebSocket URL: {url!r} (expected ws://HOST:PORT/v1)")
+    host = parts.hostname
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError:
+        raise ServerError(f"not a WebSocket URL: {url!r} (bad port)") from None
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(timeout):
+                    if parts.scheme == "wss":
+                        stream: Any = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl.create_default_context())
+                    else:
+                        stream = await trio.open_tcp_stream(host, port)
+            except (OSError, trio.TooSlowError) as exc:
+                raise ServerError(f"cannot connect to {url}: {_describe(exc)}") from None
+            ws = None
+            try:
+                try:
+                    with trio.fail_after(timeout):
+                        ws = await tws.wrap_client_stream(nursery, stream, host, resource,
+                                                          max_message_size=MAX_MESSAGE_BYTES, message_queue_size=64,
+                                                          receive_buffer_size=1 << 16)
+                except (OSError, tws.HandshakeError, tws.ConnectionClosed, trio.TooSlowError,
+                        trio.BrokenResourceError) as exc:
+                    raise ServerError(f"cannot connect to {url}: {_describe(exc)}") from None
+                client = await _hello(tws, ws, url, token, timeout)
+                nursery.start_soon(client._read_loop)
+                yield client
+            finally:
+                # (We own the stream: trio-websocket leaves it open if the server closes first.)
+                with trio.move_on_after(timeout) as scope:
+                    scope.shield = True
+                    if ws is not None:
+                        await ws.aclose()
+                await trio.aclose_forcefully(stream)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+async def _hello(tws: Any, ws: Any, url: str, token: str, timeout: float) -> Client:
+    try:
+        with trio.fail_after(timeout):
+            await ws.send_message(_dumps({"op": "hello", "token": token}))
+            frame = json.loads(await ws.get_message())
+            if frame.get("op") == "error":  # the close frame with the same reason follows
+                raise ServerError(f"{url} refused the connection: {frame.get('message')}", reason=frame.get("message", ""))
+    except tws.ConnectionClosed as exc:
+        raise _closed_error(url, exc.reason) from None
+    except trio.TooSlowError:
+        raise ServerError(f"{url} did not answer hello within {timeout:g} s") from None
+    except ValueError as exc:
+        raise ServerError(f"{url} does not speak the thengine protocol: {exc}") from None
+    if frame.get("op") != "welcome":
+        raise ServerError(f"{url} does not speak the thengine protocol: got {str(frame)[:80]}")
+    return Client(tws, ws, url, frame)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out"
+    if isinstance(exc, OSError):
+        cause = exc.__cause__  # trio: "all attempts to connect ... failed", the reasons inside
+        if isinstance(cause, BaseExceptionGroup):
+            reasons = sorted({leaf.strerror for leaf in _leaves(cause) if isinstance(leaf, OSError) and leaf.strerror})
+            if reasons:
+                return "; ".join(reasons)
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _closed_error(url: str, reason: Any) -> ServerError:
+    code = getattr(reason, "code", None)
+    text = getattr(reason, "reason", None) or ""
+    what = f"{url} closed the connection ({code}{': ' + text if text else ''})"
+    return ServerError(what, code=code, reason=text)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+class _TooBig(RequestFailed):
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_request", message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _answered(reply: dict[str, Any]) -> _Waiter:
+    waiter = _Waiter(slot=False)
+    waiter.reply = reply
+    waiter.done.set()
+    return waiter
+
+
+class _Waiter:
+    __slots__ = ("done", "reply", "slot")
+
+    def __init__(self, slot: bool) -> None:
+        self.done = trio.Event()
+        self.reply: dict[str, Any] | None = None
+        self.slot = slot
+
+
+class RemoteTicket:
+    """A command sent to the server: `result` waits for its reply."""
+
+    __slots__ = ("_client", "_waiter")
+
+    def __init__(self, client: Client, waiter: _Waiter) -> None:
+        self._client = client
+        self._waiter = waiter
+
+    async def result(self) -> Result:
+        """The command's `Result`. Raises `ServerError` or `RequestFailed`."""
+        return _to_result(await self._client._reply(self._waiter))
+
+
+def _to_result(reply: dict[str, Any]) -> Result:
+    if reply.get("op") == "error":
+        raise RequestFailed(str(reply.get("code")), str(reply.get("message")))
+    if reply.get("ok"):
+        return Result(ok=True, events=tuple(StoredEvent.from_json(e) for e in reply.get("events", ())))
+    error = reply.get("error") or {}
+    return Result(ok=False, error=Rejection(code=str(error.get("code")), message=str(error.get("message"))))
+
+
+class Client:
+    """One authenticated connection. Make it with `connect`."""
+
+    def __init__(self, tws: Any, ws: Any, url: str, welcome: dict[str, Any]) -> None:
+        self._tws = tws
+        self._ws = ws
+        self.url = url
+        self.welcome = welcome
+        self.role: str = welcome.get("role", "")
+        self.player_id: str | None = welcome.get("player_id")
+        self.limits: dict[str, Any] = welcome.get("limits") or {}
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, _Waiter] = {}
+        self._subs: dict[int, RemoteSubscription] = {}
+        self._slots = trio.Semaphore(int(self.limits.get("max_in_flight") or DEFAULT_IN_FLIGHT))
+        self._lost: ServerError | None = None
+
+    # -- the Engine-shaped API ----------------------------------------------------------
+    async def submit(self, command: Command | dict[str, Any], *, command_id: str | None = None) -> Result:
+        """Send `command` and wait for its result (after its events are committed)."""
+        ticket = await self.send(command, command_id=command_id)
+        return await ticket.result()
+
+    async def send(self, command: Command | dict[str, Any], *, command_id: str | None = None) -> RemoteTicket:
+        """Send `command` now (pipelined); the ticket's `result()` waits for the reply."""
+        body = command if isinstance(command, dict) else to_json(command)
+        frame: dict[str, Any] = {"op": "command", "command": body}
+        if command_id is not None:
+            frame["command_id"] = command_id
+        try:
+            return RemoteTicket(self, await self._send(frame, slot=True))
+        except _TooBig as exc:  # bad input, like any invalid command: a result, not an exception
+            return RemoteTicket(self, _answered({"op": "result", "ok": False, "error": {
+                "code": "invalid_command", "message": str(exc)}}))
+
+    async def query(self, query: Query | dict[str, Any]) -> dict[str, Any] | Result:
+        """The answer (a dict), or a `Result` with the error, like `Engine.query`."""
+        body = query if isinstance(query, dict) else to_json(query)
+        reply = await self.request({"op": "query", "query": body}, slot=True)
+        if reply.get("op") == "result" and reply.get("ok"):
+            return reply["data"]
+        return _to_result(reply)
+
+    @asynccontextmanager
+    async def subscribe(self, *, hunt_id: str | None = None, after_seq: int | None = None,
+                        buffer: int = 10_000) -> AsyncIterator[RemoteSubscription]:
+        """Events of one hunt (or all) after `after_seq` (None: from now), then live.
+
+        Iteration raises `SubscriberTooSlow` (with ``last_seq``) if the server dropped
+        us for falling behind, and ends if the server shuts down.
+        """
+        frame: dict[str, Any] = {"op": "subscribe", "hunt_id": hunt_id, "batch": True}
+        if after_seq is not None:
+            frame["after_seq"] = after_seq
+        rid = next(self._ids)
+        sub = RemoteSubscription(self, rid, buffer, after_seq or 0)
+        self._subs[rid] = sub  # before the request: events may follow the reply at once
+        try:
+            reply = await self._reply(await self._send(frame, slot=False, rid=rid))
+            if reply.get("op") != "subscribed":
+                raise RequestFailed(str(reply.get("code")), str(reply.get("message")))
+            sub.last_seq = max(sub.last_seq, reply.get("after_seq", 0))
+            yield sub
+        finally:
+            self._subs.pop(rid, None)
+            if self._lost is None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    try:
+                        await self._send({"op": "unsubscribe", "sub": rid}, slot=False)
+                    except ServerError:
+                        pass  # gone anyway: nothing to unsubscribe from
+
+    async def request(self, frame: dict[str, Any], *, slot: bool = False) -> dict[str, Any]:
+        """Send any request frame (its ``id`` is filled in) and return the reply frame."""
+        return await self._reply(await self._send(dict(frame), slot=slot))
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _send(self, frame: dict[str, Any], *, slot: bool, rid: int | None = None) -> _Waiter:
+        if self._lost is not None:
+            raise self._lost
+        if slot:
+            await self._slots.acquire()
+        rid = next(self._ids) if rid is None else rid
+        frame["id"] = rid
+        waiter = _Waiter(slot)
+        self._waiting[rid] = waiter
+        text = _dumps(frame)
+        max_frame = self.limits.get("max_frame_bytes")
+        size = len(text.encode())
+        if max_frame and size > max_frame:
+            self._release(rid)
+            raise _TooBig(f"the request is {size} bytes, over the server's {max_frame}-byte frame limit "
+                          "(see thengine serve --max-frame)")
+        try:
+            await self._ws.send_message(text)
+        except self._tws.ConnectionClosed as exc:
+            self._release(rid)
+            self._lose(_closed_error(self.url, exc.reason))
+            raise self._lost from None  # type: ignore[misc]
+        return waiter
+
+    def _release(self, rid: int) -> None:
+        waiter = self._waiting.pop(rid, None)
+        if waiter is not None and waiter.slot:
+            self._slots.release()
+
+    async def _reply(self, waiter: _Waiter) -> dict[str, Any]:
+        await waiter.done.wait()
+        if waiter.reply is None:
+            assert self._lost is not None
+            raise self._lost
+        return waiter.reply
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                frame = json.loads(await self._ws.get_message())
+                op = frame.get("op")
+                if op == "events" or op == "event":
+                    sub = self._subs.get(frame.get("sub"))
+                    if sub is not None:
+                        sub._put(frame["events"] if op == "events" else [frame["event"]])
+                    continue
+                rid = frame.get("id")
+                waiter = self._waiting.pop(rid, None) if rid is not None else None
+                if waiter is None:
+                    continue  # e.g. an error about a frame that had no usable id
+                if waiter.slot:
+                    self._slots.release()
+                waiter.reply = frame
+                waiter.done.set()
+        except self._tws.ConnectionClosed as exc:
+            self._lose(_closed_error(self.url, exc.reason))
+
+    def _lose(self, error: ServerError) -> None:
+        if self._lost is not None:
+            return
+        self._lost = error
+        for waiter in self._waiting.values():
+            waiter.done.set()
+        self._waiting.clear()
+        for sub in self._subs.values():
+            sub._end(error)
+
+
+class RemoteSubscription:
+    """An async iterator of `StoredEvent`s pushed by the server, in `seq` order."""
+
+    def __init__(self, client: Client, sub_id: int, buffer: int, after_seq: int) -> None:
+        self._client = client
+        self.id = sub_id
+        self.last_seq = after_seq
+        self._limit = buffer
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._wake = trio.Event()
+        self._error: BaseException | None = None
+        self._ended = False
+
+    def _put(self, events: list[dict[str, Any]]) -> None:
+        if self._ended:
+            return
+        if len(self._buffer) + len(events) > self._limit:
+            self._end(SubscriberTooSlow(f"fell more than {self._limit} events behind; resume with "
+                                        f"after_seq={self.last_seq}", last_seq=self.last_seq))
+            return
+        self._buffer.extend(events)
+        self._wake.set()
+
+    def _end(self, error: ServerError | SubscriberTooSlow) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if isinstance(error, ServerError) and error.code == CLOSE_TRY_AGAIN:
+            error = SubscriberTooSlow(f"the server dropped us as too slow; resume with after_seq={self.last_seq}",
+                                      last_seq=self.last_seq)
+        self._error = None if isinstance(error, ServerError) and error.code == CLOSE_GOING_AWAY else error
+        self._wake.set()
+
+    def __aiter__(self) -> AsyncIterator[StoredEvent]:
+        return self
+
+    async def __anext__(self) -> StoredEvent:
+        while not self._buffer:
+            if self._ended:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._wake = trio.Event()
+            await self._wake.wait()
+        event = StoredEvent.from_json(self._buffer.popleft())
+        self.last_seq = event.seq
+        return event

@@ -1,0 +1,93 @@
+"""Prometheus metrics of one server, in its own `CollectorRegistry` (never the global one).
+
+Served at ``GET /metrics`` in the Prometheus text format::
+
+    thengine_commands_total{type,outcome}     commands by type and outcome (ok or a rejection code)
+    thengine_queries_total{type,outcome}      queries likewise
+    thengine_command_latency_seconds{type}    frame received -> result ready (includes the commit)
+    thengine_commit_latency_seconds           one group-commit transaction
+    thengine_commit_batch_size                commands (and timer firings) per committed batch
+    thengine_committed_events_total           events made durable
+    thengine_committed_seq                    the last durable seq
+    thengine_inbox_depth{shard}               commands waiting in each shard's inbox
+    thengine_connections                      open WebSocket connections (authenticated or not)
+    thengine_subscribers                      active subscriptions
+    thengine_events_pushed_total{view}        events handed to subscribers (fan-out count)
+    thengine_event_encodings_total{view}      events encoded for pushing (once per view, not per subscriber)
+    thengine_slow_clients_dropped_total       connections closed for falling behind
+    thengine_bad_frames_total                 frames answered with bad_request
+    thengine_auth_failures_total              hellos refused
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from ..runtime.engine import Engine
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+class _EngineGauges:
+    """Read at scrape time: inbox depths and the committed seq (nothing to keep in step)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("thengine_inbox_depth", "Commands waiting in each shard's inbox.",
+                                  labels=["shard"])
+        for shard, used in enumerate(self._engine.inbox_depths()):
+            depth.add_metric([str(shard)], used)
+        yield depth
+        yield GaugeMetricFamily("thengine_committed_seq", "The last durable seq.",
+                                value=self._engine.committed_seq)
+
+
+class ServerMetrics:
+    """The collectors of one server. `render` gives the ``/metrics`` body."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=False)
+        self.commands = Counter("thengine_commands_total", "Commands by type and outcome.",
+                                ["type", "outcome"], registry=registry)
+        self.queries = Counter("thengine_queries_total", "Queries by type and outcome.",
+                               ["type", "outcome"], registry=registry)
+        self.command_latency = Histogram("thengine_command_latency_seconds",
+                                         "From a command frame's arrival to its result (commit included).",
+                                         ["type"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.commit_latency = Histogram("thengine_commit_latency_seconds", "One group-commit transaction.",
+                                        buckets=LATENCY_BUCKETS, registry=registry)
+        self.commit_batch = Histogram("thengine_commit_batch_size", "Commands per committed batch.",
+                                      buckets=BATCH_BUCKETS, registry=registry)
+        self.committed_events = Counter("thengine_committed_events", "Events made durable.", registry=registry)
+        self.connections = Gauge("thengine_connections", "Open WebSocket connections.", registry=registry)
+        self.subscribers = Gauge("thengine_subscribers", "Active subscriptions.", registry=registry)
+        self.pushed = Counter("thengine_events_pushed", "Events handed to subscribers.", ["view"],
+                              registry=registry)
+        self.encodings = Counter("thengine_event_encodings", "Events encoded for pushing (once per view).",
+                                 ["view"], registry=registry)
+        self.slow_dropped = Counter("thengine_slow_clients_dropped", "Connections closed for falling behind.",
+                                    registry=registry)
+        self.bad_frames = Counter("thengine_bad_frames", "Frames answered with bad_request.", registry=registry)
+        self.auth_failures = Counter("thengine_auth_failures", "Hellos refused.", registry=registry)
+        registry.register(_EngineGauges(engine))  # type: ignore[arg-type]
+        engine.on_commit_batch(self.on_commit_batch)
+
+    def on_commit_batch(self, entries: int, events: int, seconds: float) -> None:
+        self.commit_latency.observe(seconds)
+        self.commit_batch.observe(entries)
+        self.committed_events.inc(events)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,319 @@
+"""The network protocol, pure: a frame's text -> a request value, and replies -> text.
+
+No I/O, no clock, no trio: `app.py` does the sockets. Every frame is one JSON object
+with an ``op``; every request carries a client-chosen ``id`` (an integer or a short
+string) that its reply echoes::
+
+    {"op":"hello","token":"..."}                       -> welcome (or close 1008)
+    {"op":"command","id":1,"command":{...},"command_id":"k1"}  -> result
+    {"op":"query","id":2,"query":{...}}                -> result with data
+    {"op":"subscribe","id":3,"hunt_id":"h","after_seq":0,"batch":false}
+        -> subscribed, then {"op":"event","sub":3,"event":{...}} (or, with "batch":true,
+           {"op":"events","sub":3,"events":[...]})
+    {"op":"unsubscribe","id":4,"sub":3}                -> unsubscribed
+    {"op":"ping","id":5}                               -> pong
+
+A frame that is not such an object is a `BadRequest` (answered with
+``{"op":"error","code":"bad_request",...}``; the connection lives on). A well-formed
+command or query request whose command is invalid carries the `Rejection` instead of
+the command, and is answered with an ``invalid_command`` result like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Union
+
+import attrs
+
+from ..domain import views
+from ..domain.commands import COMMAND_TYPES, QUERY_TYPES, Command, Query, Rejection, invalid, parse_command, parse_query
+from ..domain.definition import ID_PATTERN
+from ..domain.events import StoredEvent
+from ..domain.result import Result
+
+#: Frames larger than this close the connection with code 1009.
+MAX_FRAME_BYTES = 64 * 1024
+MAX_ID_LEN = 128
+MAX_COMMAND_ID_LEN = 256
+MAX_INT_ID = 2**53  # ids must survive a JavaScript number
+
+# WebSocket close codes the server uses.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the server shuts down
+CLOSE_POLICY = 1008  # authentication failed or the token expired
+CLOSE_TOO_BIG = 1009  # a frame over the size limit
+CLOSE_TRY_AGAIN = 1013  # too slow to keep up, or too many connections
+MAX_REASON_BYTES = 123  # what fits in a close frame
+
+#: Error frame codes (``{"op":"error","code":...}``), besides a result's rejection codes.
+ERROR_CODES = ("bad_request", "unauthorized", "overloaded", "shutting_down", "internal")
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+dumps = _dumps
+
+
+# -- requests -----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Hello:
+    token: str
+    id: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class CommandRequest:
+    """A command; `command` is a `Rejection` when the command itself is invalid."""
+
+    id: Any
+    type: str  # the command's type if known, else "unknown" (a bounded metrics label)
+    command: Command | Rejection
+    command_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class QueryRequest:
+    id: Any
+    type: str
+    query: Query | Rejection
+
+
+@attrs.frozen(kw_only=True)
+class SubscribeRequest:
+    """Events of one hunt (or all, `hunt_id` None) after `after_seq` (None: from now on)."""
+
+    id: Any
+    hunt_id: str | None
+    after_seq: int | None
+    batch: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class UnsubscribeRequest:
+    id: Any
+    sub: Any
+
+
+@attrs.frozen(kw_only=True)
+class PingRequest:
+    id: Any
+
+
+@attrs.frozen(kw_only=True)
+class BadRequest:
+    """A frame the server cannot act on; `id` is echoed when the frame had a usable one."""
+
+    id: Any
+    message: str
+
+
+Request = Union[Hello, CommandRequest, QueryRequest, SubscribeRequest, UnsubscribeRequest, PingRequest]
+
+_FIELDS: dict[str, frozenset[str]] = {
+    "hello": frozenset({"op", "token", "id"}),
+    "command": frozenset({"op", "id", "command", "command_id"}),
+    "query": frozenset({"op", "id", "query"}),
+    "subscribe": frozenset({"op", "id", "hunt_id", "after_seq", "batch"}),
+    "unsubscribe": frozenset({"op", "id", "sub"}),
+    "ping": frozenset({"op", "id"}),
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _got(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if _jsonable(value) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+
+
+def _valid_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -MAX_INT_ID <= value <= MAX_INT_ID
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN
+
+
+def parse_frame(text: str) -> Request | BadRequest:
+    """The request in a text frame, or a `BadRequest` saying what is wrong with it."""
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        return BadRequest(id=None, message=f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except (ValueError, RecursionError) as exc:
+        return BadRequest(id=None, message=f"not valid JSON: {exc}" if isinstance(exc, ValueError) else
+                          "not valid JSON: nested too deeply")
+    if not isinstance(obj, dict):
+        return BadRequest(id=None, message=f"a frame must be a JSON object, got {type(obj).__name__}")
+    op = obj.get("op")
+    raw_id = obj.get("id")
+    rid = raw_id if _valid_id(raw_id) else None
+    fields = _FIELDS.get(op) if isinstance(op, str) else None
+    if fields is None:
+        known = ", ".join(_FIELDS)
+        return BadRequest(id=rid, message=f"op: unknown op {_got(op)}; expected one of {known}")
+    for key in obj:
+        if key not in fields:
+            return BadRequest(id=rid, message=f"{key}: unknown field for op {op!r}")
+    if op == "hello":
+        token = obj.get("token")
+        if not isinstance(token, str) or not token:
+            return BadRequest(id=rid, message="token: hello needs a token string (see `thengine token`)")
+        return Hello(token=token, id=rid)
+    if raw_id is None:
+        return BadRequest(id=None, message=f"id: every {op} request needs an id (an integer or a string)")
+    if rid is None:
+        return BadRequest(id=None, message=f"id: must be an integer or a string of 1-{MAX_ID_LEN} characters, "
+                                           f"got {_got(raw_id)}")
+    return _PARSERS[op](rid, obj)
+
+
+def _type_label(obj: Any, registry: dict[str, type]) -> str:
+    name = obj.get("type") if isinstance(obj, dict) else None
+    return name if isinstance(name, str) and name in registry else "unknown"
+
+
+def _command(rid: Any, obj: dict[str, Any]) -> CommandRequest | BadRequest:
+    if "command" not in obj:
+        return BadRequest(id=rid, message="command: required for op 'command'")
+    body = obj["command"]
+    label = _type_label(body, COMMAND_TYPES)
+    command_id = obj.get("command_id")
+    if command_id is not None and not (isinstance(command_id, str) and 1 <= len(command_id) <= MAX_COMMAND_ID_LEN):
+        return CommandRequest(id=rid, type=label, command=invalid(
+            f"command_id: must be a string of 1-{MAX_COMMAND_ID_LEN} characters, got {_got(command_id)}"))
+    return CommandRequest(id=rid, type=label, command=parse_command(body), command_id=command_id)
+
+
+def _query(rid: Any, obj: dict[str, Any]) -> QueryRequest | BadRequest:
+    if "query" not in obj:
+        return BadRequest(id=rid, message="query: required for op 'query'")
+    body = obj["query"]
+    return QueryRequest(id=rid, type=_type_label(body, QUERY_TYPES), query=parse_query(body))
+
+
+def _subscribe(rid: Any, obj: dict[str, Any]) -> SubscribeRequest | BadRequest:
+    hunt_id = obj.get("hunt_id")
+    if hunt_id is not None and not (isinstance(hunt_id, str) and ID_PATTERN.fullmatch(hunt_id)):
+        return BadRequest(id=rid, message=f"hunt_id: must be a hunt id or null (every hunt), got {_got(hunt_id)}")
+    after = obj.get("after_seq")
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63):
+        return BadRequest(id=rid, message=f"after_seq: must be an integer >= 0 (or left out for live events only), "
+                                          f"got {_got(after)}")
+    batch = obj.get("batch", False)
+    if not isinstance(batch, bool):
+        return BadRequest(id=rid, message=f"batch: must be true or false, got {_got(batch)}")
+    return SubscribeRequest(id=rid, hunt_id=hunt_id, after_seq=after, batch=batch)
+
+
+def _unsubscribe(rid: Any, obj: dict[str, Any]) -> UnsubscribeRequest | BadRequest:
+    sub = obj.get("sub")
+    if not _valid_id(sub):
+        return BadRequest(id=rid, message=f"sub: must be the id of a subscribe request, got {_got(sub)}")
+    return UnsubscribeRequest(id=rid, sub=sub)
+
+
+def _ping(rid: Any, obj: dict[str, Any]) -> PingRequest:
+    return PingRequest(id=rid)
+
+
+_PARSERS: dict[str, Any] = {
+    "command": _command,
+    "query": _query,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "ping": _ping,
+}
+
+
+# -- replies ------------------------------------------------------------------------
+
+
+def welcome(*, role: str, player_id: str | None, seq: int, version: str, limits: dict[str, Any]) -> str:
+    """The reply to a good hello: who the server takes the client to be, and its limits."""
+    return _dumps({"op": "welcome", "role": role, "player_id": player_id, "seq": seq,
+                   "server": f"thengine {version}", "limits": limits})
+
+
+def error(rid: Any, code: str, message: str) -> str:
+    """An error frame (bad_request, unauthorized, overloaded, shutting_down, internal)."""
+    return _dumps({"op": "error", "id": rid, "code": code, "message": message})
+
+
+def rejected(rid: Any, rejection: Rejection) -> str:
+    """A result frame for a command or query that was refused."""
+    return _dumps({"op": "result", "id": rid, "ok": False, "error": rejection.to_json()})
+
+
+def command_result(rid: Any, result: Result, view: str) -> str:
+    """A command's result; in the player view its events are the player's own."""
+    if not result.ok:
+        assert result.error is not None
+        return rejected(rid, result.error)
+    if view == views.ADMIN:
+        events = [event.to_json() for event in result.events]
+    else:
+        events = [views.event(event, view, own=True) for event in result.events]
+    return _dumps({"op": "result", "id": rid, "ok": True, "events": events})
+
+
+def query_result(rid: Any, answer: dict[str, Any] | Result) -> str:
+    """A query's answer (``data``), or its rejection."""
+    if isinstance(answer, Result):
+        assert answer.error is not None
+        return rejected(rid, answer.error)
+    return _dumps({"op": "result", "id": rid, "ok": True, "data": answer})
+
+
+def subscribed(rid: Any, *, hunt_id: str | None, after_seq: int) -> str:
+    """Confirms a subscription: events follow with ``seq > after_seq``."""
+    return _dumps({"op": "subscribed", "id": rid, "hunt_id": hunt_id, "after_seq": after_seq})
+
+
+def unsubscribed(rid: Any, sub: Any) -> str:
+    return _dumps({"op": "unsubscribed", "id": rid, "sub": sub})
+
+
+def pong(rid: Any) -> str:
+    return _dumps({"op": "pong", "id": rid})
+
+
+def event_json(event: StoredEvent, view: str, *, own: bool = False) -> str:
+    """One event as JSON text in `view`: encoded once, then spliced into many frames."""
+    if view == views.ADMIN:
+        return _dumps(event.to_json())
+    return _dumps(views.event(event, view, own=own))
+
+
+def event_prefix(sub: Any) -> str:
+    """The start of a single-event frame for subscription `sub` (see `event_frame`)."""
+    return '{"op":"event","sub":' + _dumps(sub) + ',"event":'
+
+
+def event_frame(prefix: str, event_text: str) -> str:
+    """``{"op":"event","sub":S,"event":E}`` from a `event_prefix` and an `event_json`."""
+    return prefix + event_text + "}"
+
+
+def events_prefix(sub: Any) -> str:
+    return '{"op":"events","sub":' + _dumps(sub) + ',"events":['
+
+
+def events_frame(prefix: str, event_texts: list[str]) -> str:
+    """``{"op":"events","sub":S,"events":[E1,E2,...]}`` for a batching subscription."""
+    return prefix + ",".join(event_texts) + "]}"
+
+
+def close_reason(text: str) -> str:
+    """`text` cut to what a close frame can carry (123 bytes of UTF-8)."""
+    data = text.encode()
+    if len(data) <= MAX_REASON_BYTES:
+        return text
+    return data[:MAX_REASON_BYTES].decode(errors="ignore")
