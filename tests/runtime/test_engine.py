@@ -565,3 +565,21 @@ async def test_the_wal_is_checkpointed_beside_commits_not_inside_them(tmp_path):
         with trio.fail_after(5):
             while db.stat().st_size <= size_before:  # pages reach the main file while running
                 await trio.sleep(0.02)
+
+
+async def test_a_command_never_overtakes_one_queued_ahead_of_it_in_its_shard(tmp_path):
+    async with open_engine(tmp_path / "e.db", shards=1, max_pending=3, inbox_size=1000) as engine:
+        await running_hunt(engine)
+        gated = GatedStore(engine.committer.store)
+        engine.committer.store = gated
+        tickets = []
+        for p in range(20):  # the first few are decided at once, the rest queue in the inbox
+            tickets.append(await engine.send(join("h", f"p{p}")))
+        assert engine._backlog[0] > 0
+        gated.gate.set()
+        for p in range(20, 40):  # while the backlog drains, new commands must queue behind it
+            tickets.append(await engine.send(join("h", f"p{p}")))
+            await trio.sleep(0)
+        results = [await t.result() for t in tickets]
+    assert [r.events[0].data["player_id"] for r in results] == [f"p{p}" for p in range(40)]
+    assert [r.events[0].version for r in results] == list(range(3, 43))
