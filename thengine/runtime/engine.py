@@ -11,9 +11,7 @@ open from the latest snapshot plus later events.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
-import math
 import time
 import zlib
 from contextlib import asynccontextmanager, contextmanager
@@ -28,14 +26,15 @@ from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
 from ..domain.result import Result
 from ..domain.rules import decide, evolve
-from ..domain.state import SNAPSHOT_FORMAT, HuntState, from_snapshot, to_snapshot
-from ..domain.timers import END, START, decide_timer, timers_for
+from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
+from ..domain.timers import decide_timer
 from ..errors import EngineClosed, ThengineError
-from ..storage.codec import decode_snapshot
 from ..storage.lock import EngineLock
-from ..storage.store import CatalogRow, CommandRecord, SnapshotRow, Store
+from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
+from .recovery import LIFECYCLE, catalog_row, rebuild
 from .subscriptions import Subscription
+from .timers import TimerQueue
 
 
 def wall_clock_ms() -> int:
@@ -114,8 +113,7 @@ class Engine:
         self._commands: dict[str, CommandRecord] = {}
         self._inflight: dict[str, tuple[str, Entry]] = {}
         self._subscribers: set[Subscription] = set()
-        self._timers: list[tuple[int, str, str]] = []
-        self._timers_changed = trio.Event()
+        self.timers = TimerQueue(config.clock)
         self._last_now = 0
         self.closed = False
         self._shards_running = 0
@@ -410,9 +408,9 @@ class Engine:
             version += 1
             event = self.committer.new_event(entry, hunt_id, version, new.type, now, new.data, command_id)
             state = evolve(state, event)
-            self._schedule_for(entry, hunt_id, event, state)
-            if event.type in _LIFECYCLE:
-                entry.catalog = _catalog_row(state)
+            self.timers.track(entry, event, state)
+            if event.type in LIFECYCLE:
+                entry.catalog = catalog_row(state)
         assert state is not None
         self.hunts[hunt_id] = state
         if state.version - self._snapshot_versions.get(hunt_id, 0) >= self.config.snapshot_every:
@@ -426,45 +424,16 @@ class Engine:
                            format=SNAPSHOT_FORMAT, state=to_snapshot(state), ts=self.now())
 
     # -- timers -------------------------------------------------------------------------
-    def _schedule_for(self, entry: Entry, hunt_id: str, event: StoredEvent, state: HuntState) -> None:
-        """Keep durable timers in step with lifecycle events (same transaction)."""
-        if event.type == "hunt_created":
-            for kind, due in timers_for(state.definition):
-                entry.timers_set.append((hunt_id, kind, due))
-                self._add_timer(due, hunt_id, kind)
-        elif event.type == "hunt_extended" and state.ends_at is not None:
-            entry.timers_set.append((hunt_id, END, state.ends_at))
-            self._add_timer(state.ends_at, hunt_id, END)
-        elif event.type == "hunt_started":
-            entry.timers_deleted.append((hunt_id, START))
-        elif event.type == "hunt_ended":
-            entry.timers_deleted.extend([(hunt_id, START), (hunt_id, END)])
-
-    def _add_timer(self, due: int, hunt_id: str, kind: str) -> None:
-        heapq.heappush(self._timers, (due, hunt_id, kind))
-        self._timers_changed.set()
-
-    async def _run_timers(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            if self._timers:
-                due, hunt_id, kind = self._timers[0]
-                delay = (due - self.config.clock()) / 1000
-                if delay <= 0:
-                    heapq.heappop(self._timers)
-                    shard = shard_of(hunt_id, self.config.shards)
-                    self._backlog[shard] += 1
-                    try:
-                        await self._inboxes[shard].send(_Request(None, None, Entry(), timer=(hunt_id, kind, due)))
-                    except trio.ClosedResourceError:
-                        self._backlog[shard] -= 1
-                        return  # shutting down: the timer stays in the database
-                    continue
-            else:
-                delay = math.inf
-            self._timers_changed = trio.Event()
-            with trio.move_on_after(delay):
-                await self._timers_changed.wait()
+    async def _enqueue_timer(self, hunt_id: str, kind: str, due: int) -> bool:
+        """Hand a due timer to its hunt's shard, behind whatever is queued there."""
+        shard = shard_of(hunt_id, self.config.shards)
+        self._backlog[shard] += 1
+        try:
+            await self._inboxes[shard].send(_Request(None, None, Entry(), timer=(hunt_id, kind, due)))
+        except trio.ClosedResourceError:
+            self._backlog[shard] -= 1
+            return False
+        return True
 
     def _fire_timer(self, request: _Request) -> None:
         assert request.timer is not None
@@ -491,7 +460,7 @@ class Engine:
             if row is not None and row.status == "ended" and row.ended_ts is not None and row.ended_ts < cutoff:
                 self._evicted[hunt_id] = json.loads(row.summary)
                 continue
-            state, snapshot_version = _rebuild(store, hunt_id)
+            state, snapshot_version = rebuild(store, hunt_id)
             if state is not None:
                 self.hunts[hunt_id] = state
                 self._snapshot_versions[hunt_id] = snapshot_version
@@ -500,7 +469,7 @@ class Engine:
             self._commands[record.command_id] = record
         store.prune_commands(since)
         for hunt_id, kind, due in store.timers():
-            heapq.heappush(self._timers, (due, hunt_id, kind))
+            self.timers.add(due, hunt_id, kind)
 
     async def _ensure_loaded(self, hunt_id: str) -> None:
         """Bring an evicted hunt back into memory (once, however many ask at the same time)."""
@@ -513,7 +482,7 @@ class Engine:
         loading = self._loading[hunt_id] = trio.Event()
         try:
             async with self._reader_lock:
-                state, snapshot_version = await trio.to_thread.run_sync(_rebuild, self._reader, hunt_id)
+                state, snapshot_version = await trio.to_thread.run_sync(rebuild, self._reader, hunt_id)
             if state is not None:
                 self.hunts[hunt_id] = state
                 self._snapshot_versions[hunt_id] = snapshot_version
@@ -556,7 +525,7 @@ class Engine:
             elif self._snapshot_versions.get(hunt_id) != state.version:
                 entry = Entry()
                 entry.snapshot = self._snapshot(state)
-                entry.catalog = _catalog_row(state)
+                entry.catalog = catalog_row(state)
                 self.committer.append(entry)
         return evicted
 
@@ -568,7 +537,7 @@ class Engine:
             self._inboxes.append(send)
             self._backlog.append(0)
             await nursery.start(self._run_shard, len(self._inboxes) - 1, receive)
-        await nursery.start(self._run_timers)
+        await nursery.start(self.timers.run, self._enqueue_timer)
         await nursery.start(self._run_evictions)
         await nursery.start(self._run_checkpoints)
         await nursery.start(self._run_replay_reader)
@@ -599,33 +568,6 @@ async def _reraise(exc: BaseException) -> None:
 
 #: Commands a shard takes from its inbox in a row before it lets other tasks run.
 _SHARD_STREAK = 64
-
-_LIFECYCLE = frozenset({"hunt_created", "hunt_started", "hunt_ended", "hunt_extended"})
-
-
-def _catalog_row(state: HuntState) -> CatalogRow:
-    return CatalogRow(hunt_id=state.hunt_id, status=state.status, ended_ts=state.ended_ts,
-                      summary=json.dumps(views.hunt_summary(state), separators=(",", ":")))
-
-
-def _rebuild(store: Store, hunt_id: str) -> tuple[HuntState | None, int]:
-    """One hunt from its latest usable snapshot plus later events (blocking: run in a thread).
-
-    Returns the state and the version of the snapshot used (0 for none). A snapshot is
-    a cache: one of another format, or that fails to decode, is never trusted.
-    """
-    state = None
-    snapshot = store.latest_snapshot(hunt_id)
-    if snapshot is not None and snapshot.format == SNAPSHOT_FORMAT:
-        try:
-            state = from_snapshot(decode_snapshot(snapshot.state))
-        except (ValueError, KeyError, TypeError, zlib.error):
-            state = None
-    snapshot_version = state.version if state is not None else 0
-    for event in store.read_hunt_events(hunt_id, after_version=snapshot_version):
-        state = evolve(state, event)
-    return state, snapshot_version
-
 
 class Ticket:
     """A command on its way: `result` waits until it is decided and durable."""
