@@ -583,3 +583,22 @@ async def test_a_command_never_overtakes_one_queued_ahead_of_it_in_its_shard(tmp
         results = [await t.result() for t in tickets]
     assert [r.events[0].data["player_id"] for r in results] == [f"p{p}" for p in range(40)]
     assert [r.events[0].version for r in results] == list(range(3, 43))
+
+
+async def test_a_long_running_engine_forgets_command_ids_older_than_the_window(tmp_path):
+    db = tmp_path / "e.db"
+    now = [T0]
+    async with open_engine(db, clock=lambda: now[0], idempotency_window_s=3600) as engine:
+        await running_hunt(engine)
+        await engine.submit(join("h", "ann"), command_id="old")
+        now[0] += 1800_000
+        await engine.submit(join("h", "bob"), command_id="recent")
+        now[0] += 2000_000  # "old" is now 3800 s old, "recent" 2000 s
+        assert await engine.forget_old_commands() == 1
+        reused = await engine.submit(join("h", "cy"), command_id="old")
+        repeated = await engine.submit(join("h", "bob"), command_id="recent")
+    assert reused.ok and reused.events[0].data["player_id"] == "cy"
+    assert repeated.ok and repeated.events[0].version == 4  # the first result, not a new one
+    with Store.open(db, readonly=True) as store:
+        assert {r.command_id for r in store.load_commands(0)} == {"recent", "old"}  # "old" re-recorded for cy
+        assert [r.first_seq for r in store.load_commands(0) if r.command_id == "old"] == [5]

@@ -506,6 +506,27 @@ class Engine:
         while True:
             await trio.sleep(self.config.evict_check_s)
             self.evict_ended_hunts()
+            await self.forget_old_commands()
+
+    async def forget_old_commands(self) -> int:
+        """Forget command ids older than the idempotency window, in memory and on disk.
+
+        Keeps the idempotency records bounded by the window however long the engine
+        runs. Returns how many were forgotten from memory.
+        """
+        cutoff = self.now() - self.config.idempotency_window_s * 1000
+        commands = self._commands
+        expired = []
+        for command_id, record in commands.items():  # insertion order is commit order
+            if record.ts >= cutoff:
+                break
+            expired.append(command_id)
+        for command_id in expired:
+            del commands[command_id]
+        forgotten = len(expired)
+        if forgotten:
+            await trio.to_thread.run_sync(self._checkpointer.prune_commands, cutoff)
+        return forgotten
 
     def evict_ended_hunts(self) -> list[str]:
         """Drop hunts that ended more than `evict_after_s` ago from memory; returns their ids.
