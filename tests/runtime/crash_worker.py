@@ -156,7 +156,7 @@ async def run_task(engine: Any, args: argparse.Namespace, task: int) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     async with open_engine(args.db, shards=args.shards, sync="full",
-                           snapshot_every=args.snapshot_every) as engine:
+                           snapshot_every=args.snapshot_every, snapshot_events_per_player=0) as engine:
         for command_id, command in setup_commands():
             report(command_id, command, await engine.submit(command, command_id=command_id))
         async with trio.open_nursery() as nursery:

@@ -213,7 +213,7 @@ async def test_deleting_every_snapshot_gives_the_identical_state(tmp_path):
 
 async def test_a_snapshot_is_taken_every_k_events_and_on_clean_close(tmp_path):
     db = tmp_path / "e.db"
-    async with open_engine(db, snapshot_every=10) as engine:
+    async with open_engine(db, snapshot_every=10, snapshot_events_per_player=0) as engine:
         await running_hunt(engine)
         for p in range(14):
             await engine.submit(join("h", f"p{p}"))
@@ -602,3 +602,17 @@ async def test_a_long_running_engine_forgets_command_ids_older_than_the_window(t
     with Store.open(db, readonly=True) as store:
         assert {r.command_id for r in store.load_commands(0)} == {"recent", "old"}  # "old" re-recorded for cy
         assert [r.first_seq for r in store.load_commands(0) if r.command_id == "old"] == [5]
+
+
+async def test_big_hunts_are_snapshotted_less_often_in_proportion_to_their_players(tmp_path):
+    db = tmp_path / "e.db"
+    async with open_engine(db, snapshot_every=10, snapshot_events_per_player=2) as engine:
+        await running_hunt(engine)
+        for p in range(10):  # versions 3..12
+            await engine.submit(join("h", f"p{p}"))
+        for i in range(40):  # versions 13..52: wrong answers, no new players
+            await engine.submit(answer("h", f"p{i % 10}", 0, "wrong"))
+        with Store.open(db, readonly=True) as store:
+            versions = [s.version for s in store.snapshots("h")]
+    # Every max(10, 2 * 10 players) = 20 events, not every 10.
+    assert versions == [20, 40]
