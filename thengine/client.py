@@ -31,7 +31,7 @@ import trio
 from .domain.commands import Command, Query, Rejection, to_json
 from .domain.events import StoredEvent
 from .domain.result import Result
-from .errors import SubscriberTooSlow, ThengineError
+from .errors import SubscriberTooSlow, ThengineError, leaves
 
 MAX_MESSAGE_BYTES = 64 << 20
 DEFAULT_IN_FLIGHT = 64
@@ -120,9 +120,9 @@ async def connect(url: str, token: str, *, timeout: float = 10.0) -> AsyncIterat
                 await trio.aclose_forcefully(stream)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
+        found = leaves(group)
+        if len(found) == 1:
+            raise found[0] from None
         raise
 
 
@@ -150,7 +150,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         cause = exc.__cause__  # trio: "all attempts to connect ... failed", the reasons inside
         if isinstance(cause, BaseExceptionGroup):
-            reasons = sorted({leaf.strerror for leaf in _leaves(cause) if isinstance(leaf, OSError) and leaf.strerror})
+            reasons = sorted({leaf.strerror for leaf in leaves(cause) if isinstance(leaf, OSError) and leaf.strerror})
             if reasons:
                 return "; ".join(reasons)
         return exc.strerror or str(exc)
@@ -162,13 +162,6 @@ def _closed_error(url: str, reason: Any) -> ServerError:
     text = getattr(reason, "reason", None) or ""
     what = f"{url} closed the connection ({code}{': ' + text if text else ''})"
     return ServerError(what, code=code, reason=text)
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 class _TooBig(RequestFailed):

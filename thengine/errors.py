@@ -49,3 +49,15 @@ class SubscriberTooSlow(ThengineError):
     def __init__(self, message: str, *, last_seq: int) -> None:
         self.last_seq = last_seq
         super().__init__(message)
+
+
+def leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The exceptions inside a (nested) exception group, in order.
+
+    trio's nurseries wrap errors in groups; the engine, the CLI and the client each
+    pick the one error worth showing from these.
+    """
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

@@ -23,7 +23,7 @@ import trio
 from ..domain.commands import CreateHunt, Rejection, StartHunt
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.definition import MAX_DEFINITION_BYTES, parse_hunt_toml
-from ..errors import DefinitionError, EngineLocked, StorageError, ThengineError
+from ..errors import DefinitionError, EngineLocked, StorageError, ThengineError, leaves
 from ..runtime.engine import Engine, open_engine
 from ..storage import migrations
 from ..storage.connection import connect
@@ -100,18 +100,9 @@ def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 def _meaningful_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
+    found = leaves(group)
     for kinds in ((click.ClickException, click.exceptions.Exit, SystemExit), (ThengineError,), (KeyboardInterrupt,)):
-        for leaf in leaves:
+        for leaf in found:
             if isinstance(leaf, kinds):
                 return leaf
     return None

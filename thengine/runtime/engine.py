@@ -28,7 +28,7 @@ from ..domain.result import Result
 from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..domain.timers import decide_timer
-from ..errors import EngineClosed, ThengineError
+from ..errors import EngineClosed, ThengineError, leaves
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
@@ -636,20 +636,13 @@ def _unwrapped_errors() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        first = next((e for e in leaves if isinstance(e, ThengineError)), None)
+        found = leaves(group)
+        if len(found) == 1:
+            raise found[0] from None
+        first = next((e for e in found if isinstance(e, ThengineError)), None)
         if first is not None:
             raise first from group
         raise
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 @asynccontextmanager
