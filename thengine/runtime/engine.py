@@ -391,7 +391,7 @@ class Engine:
     def _repeat(self, entry: Entry, command_id: str, digest: str, known: Any) -> None:
         """A command_id seen before: the same command gets the first result."""
         if isinstance(known, CommandRecord):
-            same, result = known.fingerprint == digest, _Replay(known)
+            same, result = known.fingerprint == digest, known  # read back at `Ticket.result`
         else:
             first_digest, first_entry = known
             same, result = first_digest == digest, first_entry.result
@@ -614,13 +614,13 @@ class Ticket:
     async def result(self) -> Result:
         await self._entry.wait()
         result = self._entry.result
-        if isinstance(result, _Replay):
-            return await self._engine._replayed(result.record)
+        if isinstance(result, CommandRecord):  # a repeat: the first result is in the log
+            return await self._engine._replayed(result)
         return result
 
 
 class _Replay:
-    """A repeated command whose first result must be read back from the log."""
+    """A repeated command waiting for its first result to be read back from the log."""
 
     __slots__ = ("record", "done", "events")
 
