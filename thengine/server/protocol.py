@@ -31,6 +31,7 @@ from ..domain.commands import COMMAND_TYPES, QUERY_TYPES, Command, Query, Reject
 from ..domain.definition import ID_PATTERN
 from ..domain.events import StoredEvent
 from ..domain.result import Result
+from ..storage import codec
 
 #: Frames larger than this close the connection with code 1009.
 MAX_FRAME_BYTES = 64 * 1024
@@ -49,8 +50,9 @@ MAX_REASON_BYTES = 123  # what fits in a close frame
 #: Error frame codes (``{"op":"error","code":...}``), besides a result's rejection codes.
 ERROR_CODES = ("bad_request", "unauthorized", "overloaded", "shutting_down", "internal")
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-dumps = _dumps
+# Frames the server builds hold only its own values (bounded ints, strings), so the
+# fast codec of the log serves them too: every pushed event is encoded with it.
+_dumps = dumps = codec.dumps
 
 
 # -- requests -----------------------------------------------------------------------
