@@ -123,6 +123,8 @@ def test_optional_fields_take_their_defaults() -> None:
     assert hunt.clues[0].hints[0].unlock_after_s == 0
     assert hunt.clues[1].hints == ()
     assert hunt.clues[0].title is None
+    assert hunt.distance_hint == "none"
+    assert "distance_hint" not in hunt.to_json()  # old hunt_created events stay as they were
 
 
 def test_clue_is_found_by_id_with_its_position() -> None:
@@ -270,6 +272,18 @@ def test_order_must_be_sequential_or_any() -> None:
     assert problems_with({"order": "random"}) == [
         "order: must be 'sequential' or 'any', got 'random'"
     ]
+
+
+def test_distance_hint_is_none_or_bands() -> None:
+    assert parse_definition({**minimal(), "distance_hint": "bands"}).distance_hint == "bands"
+    assert problems_with({"distance_hint": "exact"}) == [
+        "distance_hint: must be 'none' or 'bands', got 'exact'"
+    ]
+
+
+def test_distance_bands_survive_a_json_round_trip() -> None:
+    hunt = parse_definition({**minimal(), "distance_hint": "bands"})
+    assert parse_definition(hunt.to_json()) == hunt
 
 
 @pytest.mark.parametrize("bad_id", ["", "a b", "a/b", "é", "a" * 65, "x\n"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 import pytest
 
@@ -337,12 +339,27 @@ def test_a_check_in_inside_the_radius_solves_the_clue():
     assert game.score("p1") == 150
 
 
-def test_a_check_in_outside_the_radius_is_too_far_and_says_how_far():
+def test_a_check_in_outside_the_radius_is_too_far_and_gives_no_distance_by_default():
     game = playing(hunt(clue("bell", location=BELL), clue("b")))
+    messages = [game.reject(CheckIn(hunt_id=HUNT, player_id="p1", clue_id="bell",
+                                    lat=BELL["lat"] + offset, lon=BELL["lon"]), "too_far").message
+                for offset in (0.001, 0.003, 0.02)]  # about 111 m, 333 m and 2.2 km north
+    assert len(set(messages)) == 1  # three tries, one answer: nothing to trilaterate
+    assert "30 m" in messages[0]    # the radius to reach is no secret
+    assert not re.search(r"\d+ m (away|from)", messages[0])
+
+
+@pytest.mark.parametrize(("north_m", "band"), [
+    (40, "under 50 m"), (80, "under 100 m"), (200, "under 250 m"), (400, "under 500 m"),
+    (900, "under 1000 m"), (1100, "1000 m or more"), (5000, "1000 m or more"),
+])
+def test_a_hunt_may_opt_in_to_coarse_distance_bands(north_m: int, band: str):
+    game = playing(hunt(clue("bell", location={**BELL, "radius_m": 10}), clue("b"),
+                        distance_hint="bands"))
+    lat = BELL["lat"] + north_m / 111_195  # metres of latitude per degree on the haversine sphere
     rejection = game.reject(CheckIn(hunt_id=HUNT, player_id="p1", clue_id="bell",
-                                    lat=48.2092, lon=16.3738), "too_far")
-    assert "111 m" in rejection.message  # 0.001 degrees of latitude
-    assert "30 m" in rejection.message
+                                    lat=lat, lon=BELL["lon"]), "too_far")
+    assert rejection.message.endswith(f"(you are {band} away)")
 
 
 def test_check_in_to_an_answer_clue_is_invalid_command():

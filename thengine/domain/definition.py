@@ -39,6 +39,9 @@ _MAX_INT = 2**53 - 1
 
 _ORDERS = ("sequential", "any")
 
+DISTANCE_HINTS = ("none", "bands")
+"""What a ``too_far`` check-in tells the player: nothing (the default) or a coarse band."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_MS = timedelta(milliseconds=1)
 _RFC3339 = re.compile(
@@ -54,6 +57,7 @@ _HUNT_KEYS = (
     "ends_at",
     "max_players",
     "wrong_answer_cooldown_s",
+    "distance_hint",
     "clues",
 )
 _CLUE_KEYS = ("id", "title", "prompt", "points", "answers", "location", "hints")
@@ -145,6 +149,7 @@ class HuntDefinition:
     ends_at: int | None = None
     max_players: int | None = None
     wrong_answer_cooldown_s: int | None = None
+    distance_hint: str = "none"
     _positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
 
     @_positions.default
@@ -178,6 +183,8 @@ class HuntDefinition:
             out["max_players"] = self.max_players
         if self.wrong_answer_cooldown_s is not None:
             out["wrong_answer_cooldown_s"] = self.wrong_answer_cooldown_s
+        if self.distance_hint != "none":
+            out["distance_hint"] = self.distance_hint
         out["clues"] = [clue.to_json() for clue in self.clues]
         return out
 
@@ -308,6 +315,11 @@ def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
         max_players = _int(raw, "max_players", problems, positive=True)
     if (raw := _optional(table, "wrong_answer_cooldown_s")) is not None:
         cooldown = _int(raw, "wrong_answer_cooldown_s", problems, positive=True)
+    distance_hint = _optional(table, "distance_hint")
+    if distance_hint is None:
+        distance_hint = "none"
+    elif not isinstance(distance_hint, str) or distance_hint not in DISTANCE_HINTS:
+        _problem(problems, "distance_hint", "must be 'none' or 'bands'", distance_hint)
 
     clues: list[Clue] = []
     if "clues" in table:
@@ -335,6 +347,7 @@ def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
         ends_at=ends_at,
         max_players=max_players,
         wrong_answer_cooldown_s=cooldown,
+        distance_hint=distance_hint,
     )
 
 

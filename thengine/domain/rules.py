@@ -234,9 +234,29 @@ def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
         return _reject("invalid_command", f"clue {clue.id!r} is solved by an answer, not by check_in")
     distance = distance_m(command.lat, command.lon, place.lat, place.lon)
     if distance > place.radius_m:
-        return _reject("too_far", f"you are {distance:.0f} m from clue {clue.id!r}; "
-                                  f"check in within {place.radius_m:g} m")
+        return _reject("too_far", _too_far_message(state.definition.distance_hint, clue.id,
+                                                   distance, place.radius_m))
     return _solved(state, command, player, clue, {"via": "check_in", "distance_m": round(distance, 1)})
+
+
+#: Upper bounds (metres) of the "warmer/colder" bands a hunt with ``distance_hint = "bands"``
+#: may tell a player; beyond the last one the band is "1000 m or more".
+DISTANCE_BANDS_M = (50, 100, 250, 500, 1000)
+
+
+def _too_far_message(distance_hint: str, clue_id: str, distance: float, radius_m: float) -> str:
+    """What a check-in outside the geofence tells the player.
+
+    Never the distance itself: three exact distances from made-up places would give the
+    clue's place away by trilateration. A hunt may opt in to coarse bands, which still
+    leak a little with every try (the per-player rate limit bounds how fast).
+    """
+    where = f"not at clue {clue_id!r} yet; check in within {radius_m:g} m"
+    if distance_hint != "bands":
+        return where
+    band = next((f"under {bound} m" for bound in DISTANCE_BANDS_M if distance < bound),
+                f"{DISTANCE_BANDS_M[-1]} m or more")
+    return f"{where} (you are {band} away)"
 
 
 def _hint(state: HuntState, command: RequestHint, now: int) -> Decision:

@@ -58,6 +58,7 @@ def hunt(state: HuntState, view: str) -> dict[str, Any]:
     out.update({
         "max_players": definition.max_players,
         "wrong_answer_cooldown_s": definition.wrong_answer_cooldown_s,
+        "distance_hint": definition.distance_hint,
         "started_ts": state.started_ts,
         "ended_ts": state.ended_ts,
         "teams": sum(1 for g in state.groups.values() if g.kind == "team" and g.members),
