@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
-import pytest
 import trio
 
 from thengine.storage.store import Store
@@ -62,7 +60,6 @@ async def test_the_embedding_game_server_runs_and_takes_players_over_tcp(tmp_pat
     assert {"hunt_created", "hunt_started", "player_joined", "clue_solved"} <= types
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to parse JavaScript")
 def test_the_browser_clients_script_is_valid_javascript(tmp_path: Path) -> None:
     page = resources.files("thengine.server").joinpath("static/client.html").read_text()
     script = re.search(r"<script>(.*)</script>", page, re.S).group(1)

@@ -1,0 +1,64 @@
+"""The browser client page (GET /) in headless Chromium on a phone, against a live server.
+
+Each test plays as players do: open the page with a token from `thengine token`,
+connect, join, answer, and read the page. No page may log a console error (the
+`phone` fixture checks).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from playwright.sync_api import expect
+
+from .conftest import Phone
+
+
+def test_a_player_answers_wrong_then_right_and_sees_its_score_and_rank_change(
+        hunt: str, phone: Callable[[], Phone]) -> None:
+    ann, zoe = phone(), phone()
+    ann.connect("ann")
+    ann.join(hunt)
+    zoe.connect("zoe")
+    zoe.join(hunt)
+    expect(zoe.page.locator("#score")).to_contain_text("score 0, rank 2")
+    zoe.expect_board((1, "ann", 0, 0), (2, "zoe", 0, 0))
+
+    zoe.answer("The harbour", "a lighthouse keeper")
+    expect(zoe.page.locator("#log")).to_contain_text("zoe answered harbour wrongly")
+    expect(zoe.page.locator("#score")).to_contain_text("score 0, rank 2")
+    expect(zoe.clue("The harbour")).not_to_contain_text("✓")
+
+    zoe.answer("The harbour", "anchor")
+    expect(zoe.page.locator("#score")).to_contain_text("score 10, rank 1")
+    expect(zoe.clue("The harbour")).to_contain_text("✓")
+    zoe.expect_board((1, "zoe", 10, 1), (2, "ann", 0, 0))
+
+
+def test_a_players_board_shows_a_rival_overtaking_it_without_a_reload(
+        hunt: str, phone: Callable[[], Phone]) -> None:
+    ann, zoe = phone(), phone()
+    ann.connect("ann")
+    ann.join(hunt)
+    zoe.connect("zoe")
+    zoe.join(hunt)
+    ann.expect_board((1, "ann", 0, 0), (2, "zoe", 0, 0))
+
+    zoe.answer("The harbour", "anchor")
+    ann.expect_board((1, "zoe", 10, 1), (2, "ann", 0, 0))
+    expect(ann.page.locator("#score")).to_contain_text("score 0, rank 2")
+    expect(ann.page.locator("#log")).to_contain_text("zoe solved harbour (+10)")
+
+
+def test_what_a_player_is_typing_survives_a_board_update(
+        hunt: str, phone: Callable[[], Phone]) -> None:
+    ann, zoe = phone(), phone()
+    ann.connect("ann")
+    ann.join(hunt)
+    zoe.connect("zoe")
+    zoe.join(hunt)
+    zoe.answer_box("The harbour").fill("anch")
+
+    ann.answer("The harbour", "anchor")
+    zoe.expect_board((1, "ann", 10, 1), (2, "zoe", 0, 0))
+    expect(zoe.answer_box("The harbour")).to_have_value("anch")
