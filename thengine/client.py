@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import trio
 
 from .domain.commands import Command, Query, Rejection, to_json
+from .domain.definition import escape_surrogates
 from .domain.events import StoredEvent
 from .domain.result import Result
 from .errors import SubscriberTooSlow, ThengineError, leaves
@@ -298,7 +299,9 @@ class Client:
         frame["id"] = rid
         waiter = _Waiter(slot)
         self._waiting[rid] = waiter
-        text = _dumps(frame)
+        # A lone surrogate (a caller's dict command) goes as its JSON \uXXXX escape, for
+        # the server to refuse with invalid_command: it cannot be sent as UTF-8.
+        text = escape_surrogates(_dumps(frame))
         max_frame = self.limits.get("max_frame_bytes")
         size = len(text.encode())
         if max_frame and size > max_frame:

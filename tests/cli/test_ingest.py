@@ -21,6 +21,7 @@ from tests.cli.helpers_admin import (
     LineReader,
     assert_error,
     assert_ok,
+    definition,
     invoke,
     jsonl,
     logged_events,
@@ -354,3 +355,31 @@ def test_ctrl_c_stops_reading_finishes_what_is_in_flight_and_exits_130(tmp_path:
     # Everything sent to the engine got its line: the log holds no event that no line reports.
     reported = {e["seq"] for r in printed for e in r.get("events", [])}
     assert {e["seq"] for e in logged_events(db)} == reported
+
+
+# -- text that UTF-8 cannot hold ---------------------------------------------------
+
+
+def test_a_lone_surrogate_is_invalid_command_and_every_other_line_is_applied(tmp_path: Path) -> None:
+    db = make_db(tmp_path, "h1")
+    bad_title = {**definition("h2"), "title": "Hunt \ud83d"}
+    text = jsonl(
+        join("h1", "ann"),
+        answer("h1", "ann", "first", "x\ud800"),
+        answer("h1", "ann", "first", "hello", command_id="k\udfff"),
+        {"type": "create_hunt", "definition": bad_title},
+        {**join("h1", "bob"), "\ud800": 1},
+        answer("h1", "ann", "first", "hello"),
+    )
+    assert "\\ud800" in text  # what any producer writes: JSON's escape of a lone surrogate
+    results = ingest(db, text)
+    assert [r["line"] for r in results] == [1, 2, 3, 4, 5, 6]
+    assert results[0]["ok"] and results[5]["ok"]
+    assert results[5]["events"][0]["type"] == "clue_solved"
+    for result, fragment in zip(results[1:5], ("answer:", "command_id:", "definition: title:", "unknown field")):
+        assert result["error"]["code"] == "invalid_command", result
+        assert fragment in result["error"]["message"], result
+    assert results[2]["command_id"] == "k\udfff"  # echoed as given (as its \uXXXX escape)
+    logged = logged_events(db)
+    assert [e["hunt_id"] for e in logged] == ["h1"] * 4
+    assert [e["type"] for e in logged[2:]] == ["player_joined", "clue_solved"]

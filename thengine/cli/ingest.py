@@ -22,6 +22,7 @@ import click
 import trio
 
 from ..domain.commands import Rejection, parse_command
+from ..domain.definition import NOT_UTF8, escape_surrogates, is_utf8
 from ..domain.result import Result
 from ..runtime.engine import Engine, Ticket
 from ._group import DEFAULT_DB, Failure, fail, main
@@ -198,6 +199,8 @@ class _Ingest:
         if command_id is not None and not (isinstance(command_id, str) and 1 <= len(command_id) <= MAX_COMMAND_ID_LEN):
             return line, command_id, _invalid(f"command_id: must be a string of 1-{MAX_COMMAND_ID_LEN} characters, "
                                               f"got {json.dumps(command_id)[:60]}")
+        if command_id is not None and not is_utf8(command_id):
+            return line, command_id, _invalid(f"command_id: {NOT_UTF8}, got {json.dumps(command_id)[:60]}")
         command = parse_command(obj)
         if isinstance(command, Rejection):
             return line, command_id, Result(ok=False, error=command)
@@ -215,7 +218,8 @@ class _Ingest:
                     if command_id is not None:
                         obj["command_id"] = command_id
                     obj.update(result.to_json())
-                    pending.append(_dumps(obj).encode() + b"\n")
+                    # (A command_id echoed as given may hold a lone surrogate: as its \uXXXX escape.)
+                    pending.append(escape_surrogates(_dumps(obj)).encode() + b"\n")
                     ready_through = line
                     now = trio.current_time()
                     if (len(pending) >= FLUSH_LINES or now - last_flush >= FLUSH_S

@@ -14,7 +14,10 @@ from typing import Any, ClassVar, Union
 import attrs
 
 from ..errors import DefinitionError
-from .definition import ID_PATTERN, MAX_ANSWER_LEN, HuntDefinition, format_ts, parse_definition, parse_ts
+from .definition import (
+    ID_PATTERN, MAX_ANSWER_LEN, NOT_UTF8, HuntDefinition, definition_problems, escape_surrogates, format_ts,
+    is_utf8, parse_definition, parse_ts,
+)
 
 #: Every rejection code a `Result` may carry.
 REJECTION_CODES = (
@@ -77,6 +80,7 @@ def _validate(instance: Any, attribute: Any, value: Any) -> None:
     elif kind == "definition":
         if not isinstance(value, HuntDefinition):
             raise _Bad(f"{attribute.name}: must be a HuntDefinition, got {_got(value)}")
+        _check_definition(value)
     else:
         _parse_field(kind, attribute.name, value)
 
@@ -84,6 +88,14 @@ def _validate(instance: Any, attribute: Any, value: Any) -> None:
 def _validate_optional(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None:
         _validate(instance, attribute, value)
+
+
+def _check_definition(definition: HuntDefinition) -> None:
+    """A definition built in Python must be one `parse_definition` accepts (its size
+    aside, which `decide` checks): ``hunt_created`` stores its JSON, replay reads it back."""
+    problems = definition_problems(definition)
+    if problems:
+        raise _Bad("definition: " + "; ".join(problems))
 
 
 @attrs.frozen(kw_only=True)
@@ -256,6 +268,8 @@ def _parse_text(name: str, value: Any, limit: int) -> str:
         raise _Bad(f"{name}: must be a string, got {_got(value)}")
     if len(value) > limit:
         raise _Bad(f"{name}: must be at most {limit} characters, got {len(value)}")
+    if not is_utf8(value):
+        raise _Bad(f"{name}: {NOT_UTF8}, got {_got(value)}")
     return value
 
 
@@ -320,7 +334,7 @@ def _parse(obj: Any, registry: dict[str, type], what: str) -> Any:
     known_names = {f.name for f in fields} | {"type"}
     for key in obj:
         if key not in known_names:
-            return invalid(f"{key}: unknown field for {type_name}")
+            return invalid(f"{escape_surrogates(str(key))}: unknown field for {type_name}")
     kwargs: dict[str, Any] = {}
     try:
         for field in fields:

@@ -26,8 +26,29 @@ import attrs
 
 from thengine.errors import DefinitionError
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}", re.ASCII)
 """Hunt and clue ids: 1-64 ASCII letters, digits and ``_ - . :`` (use ``fullmatch``)."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+NOT_UTF8 = "must be valid Unicode text (no lone surrogates such as \\ud800)"
+"""What a text field says of a string UTF-8 cannot hold (see `is_utf8`)."""
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: in JSON, in SQLite, on the wire.
+
+    Only lone surrogates (U+D800-U+DFFF) cannot: JSON's ``"\\ud800"`` escape makes
+    one, and no encoder downstream (orjson, SQLite, a WebSocket) accepts it. Every
+    text field (commands, queries, hunt definitions, request ids) checks this, so a
+    string that passed validation can always be stored and sent.
+    """
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def escape_surrogates(text: str) -> str:
+    """`text` with any lone surrogate written as a ``\\uXXXX`` escape: safe to put in a message."""
+    return text if is_utf8(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 MAX_CLUES = 500
 MAX_ANSWER_LEN = 256
@@ -290,6 +311,22 @@ def parse_definition(obj: object) -> HuntDefinition:
     return definition
 
 
+def definition_problems(definition: HuntDefinition) -> list[str]:
+    """What `parse_definition` would find wrong in `definition`'s JSON, its size aside.
+
+    For definitions built in Python (`CreateHunt` checks them at construction): the
+    ``hunt_created`` event stores this JSON and replay reads it back, so it must be
+    valid. The size is left to `decide`, which refuses an oversized hunt as a rejection.
+    """
+    try:
+        data = definition.to_json()
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:  # a wrong-typed field
+        return [f"definition: cannot be written as JSON: {escape_surrogates(str(exc))}"]
+    problems: list[str] = []
+    _read_hunt(data, problems)
+    return problems
+
+
 def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
     table = _table(obj, "definition", problems)
     if table is None:
@@ -498,7 +535,7 @@ def _check_keys(
         if not isinstance(key, str):
             _problem(problems, path or "definition", "keys must be strings", key)
         elif key not in known:
-            problems.append(f"{_join(path, key)}: unknown key")
+            problems.append(f"{_join(path, escape_surrogates(key))}: unknown key")
     for key in required:
         if key not in table:
             problems.append(f"{_join(path, key)}: required")
@@ -517,6 +554,9 @@ def _text(obj: object, path: str, problems: list[str]) -> str | None:
         return None
     if not obj.strip():
         _problem(problems, path, "must not be blank", obj)
+        return None
+    if not is_utf8(obj):
+        _problem(problems, path, NOT_UTF8, obj)
         return None
     return obj
 

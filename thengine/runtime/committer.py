@@ -96,14 +96,20 @@ class Committer:
 
     # -- called by shards (synchronously) ---------------------------------------------
     def new_event(self, entry: Entry, hunt_id: str, version: int, type: str, ts: int,
-                  data: dict[str, Any], command_id: str | None) -> StoredEvent:
-        """Stamp the next `seq` on an event and queue its row with `entry`."""
+                  data: dict[str, Any], command_id: str | None, text: str | None = None) -> StoredEvent:
+        """Stamp the next `seq` on an event and queue its row with `entry`.
+
+        `text` is `data` encoded already: the engine encodes before it takes a seq, so
+        that nothing can fail between taking one and queueing the row.
+        """
+        if text is None:
+            text = dumps(data)
         seq = self.next_seq
         self.next_seq = seq + 1
         event = StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type, ts=ts, data=data)
         entry.events.append(event)
         entry.rows.append(EventRow(seq=seq, hunt_id=hunt_id, version=version, type=type, ts=ts,
-                                   data=dumps(data), command_id=command_id))
+                                   data=text, command_id=command_id))
         return event
 
     def append(self, entry: Entry) -> None:

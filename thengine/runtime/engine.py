@@ -24,11 +24,13 @@ from ..domain import views
 from ..domain.commands import Command, Hunts, Leaderboard, Player, Query, Rejection, to_json
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
+from ..domain.definition import is_utf8
 from ..domain.result import Result
 from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..domain.timers import decide_timer
 from ..errors import EngineClosed, ThengineError, leaves
+from ..storage.codec import dumps
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
@@ -50,7 +52,7 @@ def shard_of(hunt_id: str, shards: int) -> int:
 def fingerprint(command: Command) -> str:
     """A digest of the command's canonical JSON: the same command, the same digest."""
     text = json.dumps(to_json(command), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @attrs.frozen(kw_only=True)
@@ -152,6 +154,9 @@ class Engine:
         """
         if self.closed:
             raise EngineClosed("the engine is closed")
+        if command_id is not None and not (isinstance(command_id, str) and command_id and is_utf8(command_id)):
+            # (It is stored with the events: a value SQLite cannot hold would fail the commit.)
+            raise ValueError(f"command_id: must be a non-empty string of valid Unicode text, got {command_id!r}")
         entry = Entry()
         request = _Request(command, command_id, entry)
         shard = shard_of(command.hunt_id, self.config.shards)
@@ -373,7 +378,15 @@ class Engine:
             entry.result = Result(ok=False, error=decision)
             self.committer.append(entry)
             return
-        state = self._apply(entry, state, hunt_id, decision, now, command_id)
+        try:
+            # Encoded before a seq is taken or the state changes: what JSON cannot hold
+            # is refused here, never found at commit time with the state half-evolved.
+            texts = [dumps(new.data) for new in decision]
+        except TypeError as exc:  # orjson.JSONEncodeError (a lone surrogate, a non-JSON value)
+            entry.result = Result.rejected("invalid_command", f"the command's events cannot be stored as JSON: {exc}")
+            self.committer.append(entry)
+            return
+        state = self._apply(entry, state, hunt_id, decision, now, command_id, texts)
         if command_id is not None:
             record = CommandRecord(command_id=command_id, fingerprint=digest, hunt_id=hunt_id,
                                    first_seq=entry.events[0].seq, last_seq=entry.events[-1].seq, ts=now)
@@ -402,12 +415,14 @@ class Engine:
         self.committer.append(entry)
 
     def _apply(self, entry: Entry, state: HuntState | None, hunt_id: str, decision: list[Any],
-               now: int, command_id: str | None) -> HuntState:
-        """Stamp, evolve and queue the events of one accepted decision."""
+               now: int, command_id: str | None, texts: list[str] | None = None) -> HuntState:
+        """Stamp, evolve and queue the events of one accepted decision (`texts`: their data encoded)."""
+        if texts is None:
+            texts = [dumps(new.data) for new in decision]
         version = state.version if state is not None else 0
-        for new in decision:
+        for new, text in zip(decision, texts):
             version += 1
-            event = self.committer.new_event(entry, hunt_id, version, new.type, now, new.data, command_id)
+            event = self.committer.new_event(entry, hunt_id, version, new.type, now, new.data, command_id, text)
             state = evolve(state, event)
             self.timers.track(entry, event, state)
             if event.type in LIFECYCLE:

@@ -28,7 +28,7 @@ import attrs
 
 from ..domain import views
 from ..domain.commands import COMMAND_TYPES, QUERY_TYPES, Command, Query, Rejection, invalid, parse_command, parse_query
-from ..domain.definition import ID_PATTERN
+from ..domain.definition import ID_PATTERN, NOT_UTF8, escape_surrogates, is_utf8
 from ..domain.events import StoredEvent
 from ..domain.result import Result
 from ..storage import codec
@@ -50,9 +50,22 @@ MAX_REASON_BYTES = 123  # what fits in a close frame
 #: Error frame codes (``{"op":"error","code":...}``), besides a result's rejection codes.
 ERROR_CODES = ("bad_request", "unauthorized", "overloaded", "shutting_down", "internal")
 
-# Frames the server builds hold only its own values (bounded ints, strings), so the
-# fast codec of the log serves them too: every pushed event is encoded with it.
-_dumps = dumps = codec.dumps
+
+def dumps(value: Any) -> str:
+    """A frame's JSON text; never fails on a string, whatever a client put in it.
+
+    Frames hold the server's own values and strings that passed validation, so the
+    fast codec of the log serves them (every pushed event is encoded with it). Should
+    a lone surrogate slip into one anyway (orjson refuses them), it is written as its
+    ``\\uXXXX`` escape rather than failing the reply.
+    """
+    try:
+        return codec.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return escape_surrogates(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+_dumps = dumps
 
 
 # -- requests -----------------------------------------------------------------------
@@ -127,7 +140,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _got(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if _jsonable(value) else repr(value)
+    text = escape_surrogates(json.dumps(value, ensure_ascii=False)) if _jsonable(value) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -140,7 +153,7 @@ def _valid_id(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return -MAX_INT_ID <= value <= MAX_INT_ID
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LEN and is_utf8(value)
 
 
 def parse_frame(text: str) -> Request | BadRequest:
@@ -163,7 +176,7 @@ def parse_frame(text: str) -> Request | BadRequest:
         return BadRequest(id=rid, message=f"op: unknown op {_got(op)}; expected one of {known}")
     for key in obj:
         if key not in fields:
-            return BadRequest(id=rid, message=f"{key}: unknown field for op {op!r}")
+            return BadRequest(id=rid, message=f"{escape_surrogates(key)}: unknown field for op {op!r}")
     if op == "hello":
         token = obj.get("token")
         if not isinstance(token, str) or not token:
@@ -172,8 +185,8 @@ def parse_frame(text: str) -> Request | BadRequest:
     if raw_id is None:
         return BadRequest(id=None, message=f"id: every {op} request needs an id (an integer or a string)")
     if rid is None:
-        return BadRequest(id=None, message=f"id: must be an integer or a string of 1-{MAX_ID_LEN} characters, "
-                                           f"got {_got(raw_id)}")
+        return BadRequest(id=None, message=f"id: must be an integer or a string of 1-{MAX_ID_LEN} characters "
+                                           f"(valid Unicode text), got {_got(raw_id)}")
     return _PARSERS[op](rid, obj)
 
 
@@ -191,6 +204,8 @@ def _command(rid: Any, obj: dict[str, Any]) -> CommandRequest | BadRequest:
     if command_id is not None and not (isinstance(command_id, str) and 1 <= len(command_id) <= MAX_COMMAND_ID_LEN):
         return CommandRequest(id=rid, type=label, command=invalid(
             f"command_id: must be a string of 1-{MAX_COMMAND_ID_LEN} characters, got {_got(command_id)}"))
+    if command_id is not None and not is_utf8(command_id):
+        return CommandRequest(id=rid, type=label, command=invalid(f"command_id: {NOT_UTF8}, got {_got(command_id)}"))
     return CommandRequest(id=rid, type=label, command=parse_command(body), command_id=command_id)
 
 
@@ -315,6 +330,7 @@ def events_frame(prefix: str, event_texts: list[str]) -> str:
 
 def close_reason(text: str) -> str:
     """`text` cut to what a close frame can carry (123 bytes of UTF-8)."""
+    text = escape_surrogates(text)
     data = text.encode()
     if len(data) <= MAX_REASON_BYTES:
         return text
