@@ -23,7 +23,8 @@ def test_the_embedded_example_runs_as_written_and_prints_what_it_says(tmp_path):
     assert lines[1] == "the well -> ['answer_wrong']"
     assert lines[2] == "FOUNTAIN -> ['clue_solved', 'treasure_found']"
     assert "'id': 'p1'" in lines[3] and "'score': 100" in lines[3]
-    assert lines[4:] == [f"{seq} {kind}" for seq, kind in enumerate(
+    assert lines[4] == "1 ranked, p1 is #1"
+    assert lines[5:] == [f"{seq} {kind}" for seq, kind in enumerate(
         ["hunt_created", "hunt_started", "player_joined", "answer_wrong", "clue_solved", "treasure_found"], 1)]
     assert (tmp_path / "hunts.db").exists()
 

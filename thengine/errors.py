@@ -9,6 +9,7 @@ Exceptions are for what the caller cannot fix by changing the command::
     │   ├── EngineLocked     another engine holds the database (names the holder's pid)
     │   └── SchemaTooNew     the database was written by a newer thengine
     ├── EngineClosed         the engine is shut down or shutting down
+    ├── UnknownHunt          a watch or a replay names a hunt that does not exist
     └── SubscriberTooSlow    a subscription fell behind its bounded buffer and was dropped
 """
 
@@ -41,6 +42,10 @@ class SchemaTooNew(StorageError):
 
 class EngineClosed(ThengineError):
     """The engine is closed (or closing) and takes no more commands."""
+
+
+class UnknownHunt(ThengineError, LookupError):
+    """A hunt asked for by id does not exist (a live leaderboard, an offline replay)."""
 
 
 class SubscriberTooSlow(ThengineError):

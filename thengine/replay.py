@@ -29,7 +29,7 @@ import attrs
 
 from .domain.rules import evolve
 from .domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
-from .errors import StorageError
+from .errors import StorageError, UnknownHunt
 from .storage import codec
 from .storage.store import Store
 
@@ -53,10 +53,6 @@ FROM snapshots LEFT JOIN events
   ON events.hunt_id = snapshots.hunt_id AND events.version = snapshots.version
 """
 _SNAPSHOT_BLOB = "SELECT format, state FROM snapshots WHERE hunt_id = ? AND version = ?"
-
-
-class UnknownHunt(LookupError):
-    """The log has no event of the hunt asked for."""
 
 
 @attrs.frozen(kw_only=True)

@@ -25,13 +25,22 @@ async def test_json_has_the_documented_shape_and_final_values(tmp_path: Path) ->
     assert set(answer) == {"seq", "hunts"}
     assert set(answer["hunts"]) == {"h1", "h2"}
     h1 = answer["hunts"]["h1"]
-    assert set(h1) == {"status", "version", "leaderboard"}
-    assert (h1["status"], h1["version"]) == ("running", 10)  # h1 has 10 events
+    assert set(h1) == {"status", "version", "total", "leaderboard"}
+    assert (h1["status"], h1["version"], h1["total"]) == ("running", 10, 2)  # h1 has 10 events
     assert h1["leaderboard"] == [
         {"rank": 1, "id": "p1", "kind": "player", "score": 300, "solved": 2, "reached_ts": log.ts["p1_solved_b"]},
         {"rank": 2, "id": "p2", "kind": "player", "score": 90, "solved": 1, "reached_ts": log.ts["p2_solved_a"]},
     ]
     assert board(answer, "h2") == [("p3", 50)]
+
+
+async def test_offset_pages_the_leaderboard(tmp_path: Path) -> None:
+    log = await make_log(tmp_path / "t.db")
+    page = replay_json(log.path, "--hunt", "h1", "--limit", 1, "--offset", 1)["hunts"]["h1"]
+    assert page["total"] == 2
+    assert [(e["rank"], e["id"]) for e in page["leaderboard"]] == [(2, "p2")]
+    past_the_end = replay_json(log.path, "--hunt", "h1", "--offset", 5)["hunts"]["h1"]
+    assert (past_the_end["total"], past_the_end["leaderboard"]) == (2, [])
 
 
 async def test_until_seq_shows_the_leaderboard_before_a_later_solve(tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ def test_admin_views_of_events_are_the_stored_events():
 
 def test_a_leaderboard_has_the_documented_shape_best_first():
     board = views.leaderboard(played().state, 10)
-    assert set(board) == {"hunt_id", "entries"} and board["hunt_id"] == HUNT
+    assert set(board) == {"hunt_id", "total", "offset", "entries"} and board["hunt_id"] == HUNT
+    assert (board["total"], board["offset"]) == (2, 0)
     assert board["entries"] == [
         {"rank": 1, "id": "red", "kind": "team", "score": 90, "solved": 1,
          "reached_ts": board["entries"][0]["reached_ts"]},
@@ -226,6 +227,57 @@ def test_a_leaderboard_stops_at_its_limit():
 def test_a_leaderboard_ranks_are_consecutive(limit):
     entries = views.leaderboard(played().state, limit)["entries"]
     assert [e["rank"] for e in entries] == list(range(1, min(limit, 2) + 1))
+
+
+def ten_players() -> Game:
+    """p0 ... p9, ranked in join order (equal scores, earlier first)."""
+    game = Game(hunt())
+    for n in range(10):
+        game.advance(1)
+        game.join(f"p{n}")
+    return game
+
+
+def ids(board: Any) -> list[str]:
+    return [e["id"] for e in board["entries"]]
+
+
+def test_offset_pages_the_leaderboard_and_ranks_stay_absolute():
+    board = views.leaderboard(ten_players().state, 3, offset=3)
+    assert ids(board) == ["p3", "p4", "p5"] and [e["rank"] for e in board["entries"]] == [4, 5, 6]
+    assert (board["total"], board["offset"]) == (10, 3)
+    assert ids(views.leaderboard(ten_players().state, 3, offset=9)) == ["p9"]
+    assert ids(views.leaderboard(ten_players().state, 3, offset=50)) == []
+
+
+@pytest.mark.parametrize(("around", "page"), [
+    ("p5", ["p3", "p4", "p5", "p6", "p7"]),  # centred
+    ("p0", ["p0", "p1", "p2", "p3", "p4"]),  # at the top: as centred as the top allows
+    ("p9", ["p5", "p6", "p7", "p8", "p9"]),  # at the bottom
+])
+def test_around_centres_the_page_on_that_players_entry(around, page):
+    board = views.leaderboard(ten_players().state, 5, around=around)
+    assert ids(board) == page and board["offset"] == int(page[0][1:])
+
+
+def test_around_a_team_member_centres_on_the_team_and_a_team_id_works_too():
+    game = played()
+    for who in ("ann", "red"):
+        assert ids(views.leaderboard(game.state, 1, around=who)) == ["red"]
+    assert ids(views.leaderboard(game.state, 1, around="cat")) == ["cat"]
+
+
+def test_around_someone_not_on_the_board_is_not_joined():
+    rejection = views.leaderboard(ten_players().state, 5, around="nobody")
+    assert isinstance(rejection, Rejection) and rejection.code == "not_joined"
+    assert "nobody" in rejection.message
+
+
+def test_own_entry_is_the_players_or_their_teams_entry():
+    game = played()
+    assert views.own_entry(game.state, "bob")["id"] == "red"
+    assert views.own_entry(game.state, "cat")["rank"] == 2
+    assert views.own_entry(game.state, "nobody") is None
 
 
 def test_hunts_lists_every_hunt_by_id_without_secrets():

@@ -38,8 +38,10 @@ PROGRESS_MIN_EVENTS_NO_TTY = 1_000_000
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=10, show_default=True, metavar="N",
               help="Leaderboard entries to show per hunt.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Skip the best N leaderboard entries (pages with --limit).")
 def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_time: str | None,
-                   player_id: str | None, verify: bool, as_json: bool, limit: int) -> None:
+                   player_id: str | None, verify: bool, as_json: bool, limit: int, offset: int) -> None:
     """Rebuild hunt state from the log alone and show it, as of any point.
 
     Reads DB (default ./thengine.db) read-only: it never writes, ignores snapshots,
@@ -50,6 +52,7 @@ def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_ti
       thengine replay thengine.db --hunt old-town
       thengine replay thengine.db --hunt old-town --until 500 --player bot-7
       thengine replay thengine.db --until-time 2026-12-01T11:00:00Z --json
+      thengine replay thengine.db --hunt old-town --limit 20 --offset 20
       thengine replay thengine.db --verify
     """
     until_ts = _parse_until_time(until_time)
@@ -70,9 +73,9 @@ def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_ti
         states = [result.hunts[h] for h in sorted(result.hunts)]
         players = _players(states, player_id, hunt_id, result)
         if as_json:
-            click.echo(json.dumps(_as_json(result, states, limit, players), ensure_ascii=False))
+            click.echo(json.dumps(_as_json(result, states, limit, offset, players), ensure_ascii=False))
         else:
-            _print_tables(db, result, states, limit, players, hunt_id, until_ts)
+            _print_tables(db, result, states, limit, offset, players, hunt_id, until_ts)
     finally:
         store.close()
 
@@ -152,14 +155,22 @@ def _verify(store: Store, db: str, hunt_id: str | None, as_json: bool, progress:
 
 # -- output ----------------------------------------------------------------------------
 
-def _as_json(result: ReplayResult, states: list[HuntState], limit: int,
+def _page(state: HuntState, limit: int, offset: int) -> dict[str, Any]:
+    page = views.leaderboard(state, limit, offset=offset)
+    assert not isinstance(page, Rejection)  # (only `around` can be refused)
+    return page
+
+
+def _as_json(result: ReplayResult, states: list[HuntState], limit: int, offset: int,
              players: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
     hunts: dict[str, Any] = {}
     for state in states:
+        page = _page(state, limit, offset)
         item: dict[str, Any] = {
             "status": state.status,
             "version": state.version,
-            "leaderboard": views.leaderboard(state, limit)["entries"],
+            "total": page["total"],
+            "leaderboard": page["entries"],
         }
         if players:
             item["player"] = players.get(state.hunt_id)
@@ -167,7 +178,7 @@ def _as_json(result: ReplayResult, states: list[HuntState], limit: int,
     return {"seq": result.seq, "hunts": hunts}
 
 
-def _print_tables(db: str, result: ReplayResult, states: list[HuntState], limit: int,
+def _print_tables(db: str, result: ReplayResult, states: list[HuntState], limit: int, offset: int,
                   players: dict[str, dict[str, Any] | None], hunt_id: str | None,
                   until_ts: int | None) -> None:
     point = f"up to seq {result.seq}"
@@ -180,7 +191,7 @@ def _print_tables(db: str, result: ReplayResult, states: list[HuntState], limit:
         return
     for state in states:
         click.echo()
-        _print_hunt(state, limit)
+        _print_hunt(state, limit, offset)
         player = players.get(state.hunt_id)
         if player is not None:
             _print_player(state, player)
@@ -190,22 +201,25 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def _print_hunt(state: HuntState, limit: int) -> None:
+def _print_hunt(state: HuntState, limit: int, offset: int) -> None:
     definition = state.definition
     click.echo(f"{state.hunt_id}  {definition.title}")
     click.echo(f"  {state.status}, version {state.version}, {_count(state.active_players, 'player')}, "
                f"{_count(len(definition.clues), 'clue')}")
-    board = views.leaderboard(state, limit)["entries"]
+    page = _page(state, limit, offset)
+    board = page["entries"]
     if not board:
-        click.echo("  (nobody on the leaderboard yet)")
+        click.echo("  (nobody on the leaderboard yet)" if not page["total"]
+                   else f"  ({page['total']:,} on the leaderboard; none past entry {offset:,})")
         return
     width = max(10, *(len(e["id"]) for e in board))
     click.echo(f"  {'rank':>4}  {'id':<{width}}  {'kind':<6}  {'score':>6}  {'solved':>6}  reached")
     for e in board:
         click.echo(f"  {e['rank']:>4}  {e['id']:<{width}}  {e['kind']:<6}  {e['score']:>6}  "
                    f"{e['solved']:>6}  {format_ts(e['reached_ts'])}")
-    if len(state.ranking) > len(board):
-        click.echo(f"  ({len(state.ranking):,} on the leaderboard; showing the top {len(board)})")
+    if page["total"] > len(board):
+        shown = f"the top {len(board)}" if not offset else f"ranks {offset + 1}-{offset + len(board)}"
+        click.echo(f"  ({page['total']:,} on the leaderboard; showing {shown})")
 
 
 def _print_player(state: HuntState, player: dict[str, Any]) -> None:

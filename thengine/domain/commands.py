@@ -218,6 +218,8 @@ class Leaderboard:
     TYPE: ClassVar[str] = "leaderboard"
     hunt_id: str = _id()
     limit: int = _kind("limit", default=10)
+    offset: int = _kind("offset", default=0)
+    around: str | None = _id(optional=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -306,6 +308,8 @@ def _parse_field(kind: str, name: str, value: Any) -> Any:
         return _parse_int(name, value, -1_000_000_000, 1_000_000_000)
     if kind == "limit":
         return _parse_int(name, value, 1, MAX_LEADERBOARD_LIMIT)
+    if kind == "offset":
+        return _parse_int(name, value, 0, 1_000_000_000)
     if kind == "ts":
         problems: list[str] = []
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -346,6 +350,8 @@ def _parse(obj: Any, registry: dict[str, type], what: str) -> Any:
         return invalid(str(exc))
     if cls is AdjustScore and (kwargs.get("player_id") is None) == (kwargs.get("team_id") is None):
         return invalid("adjust_score: give exactly one of player_id or team_id")
+    if cls is Leaderboard and kwargs.get("offset") and kwargs.get("around") is not None:
+        return invalid("leaderboard: give offset or around, not both")
     return cls(**kwargs)
 
 

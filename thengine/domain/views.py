@@ -29,11 +29,40 @@ def entry(state: HuntState, group: Group, rank: int) -> dict[str, Any]:
             "solved": group.solved, "reached_ts": group.reached_ts}
 
 
-def leaderboard(state: HuntState, limit: int) -> dict[str, Any]:
-    """``{"hunt_id", "entries": [{"rank", "id", "kind", "score", "solved", "reached_ts"}]}``."""
+def leaderboard(state: HuntState, limit: int, *, offset: int = 0,
+                around: str | None = None) -> dict[str, Any] | Rejection:
+    """A page of the ranking: ``{"hunt_id", "total", "offset", "entries": [...]}``.
+
+    Each entry is ``{"rank", "id", "kind", "score", "solved", "reached_ts"}``, best
+    first. The page starts at `offset`, or, with `around` (a player or team id), is the
+    `limit` entries centred on that player's (or team's) entry, as close to the middle
+    as the ends of the ranking allow.
+    """
+    ranking = state.ranking
+    total = len(ranking)
+    if around is not None:
+        group = ranked_group(state, around)
+        if group is None:
+            return Rejection(code="not_joined",
+                             message=f"around: no player or team {around!r} on the leaderboard of {state.hunt_id!r}")
+        index = state.rank_of(group) - 1  # type: ignore[operator]
+        offset = max(0, min(index - (limit - 1) // 2, total - limit))
     entries = [entry(state, state.group_at(key), rank)
-               for rank, key in enumerate(state.ranking[:limit], start=1)]
-    return {"hunt_id": state.hunt_id, "entries": entries}
+               for rank, key in enumerate(ranking[offset:offset + limit], start=offset + 1)]
+    return {"hunt_id": state.hunt_id, "total": total, "offset": offset, "entries": entries}
+
+
+def ranked_group(state: HuntState, player_or_team: str) -> Group | None:
+    """The ranked group of a player (their team, or themselves), else the team of that id."""
+    member = state.players.get(player_or_team)
+    group = member.group if member is not None else state.groups.get(("team", player_or_team))
+    return group if group is not None and group.rank_key is not None else None
+
+
+def own_entry(state: HuntState, player_or_team: str) -> dict[str, Any] | None:
+    """The leaderboard entry of a player (or their team), or of a team; None if unranked."""
+    group = ranked_group(state, player_or_team)
+    return None if group is None else entry(state, group, state.rank_of(group))  # type: ignore[arg-type]
 
 
 def hunt_summary(state: HuntState) -> dict[str, Any]:

@@ -29,12 +29,13 @@ from ..domain.result import Result
 from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..domain.timers import decide_timer
-from ..errors import EngineClosed, ThengineError, leaves
+from ..errors import EngineClosed, ThengineError, UnknownHunt, leaves
 from ..storage.codec import dumps
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
 from .recovery import LIFECYCLE, catalog_row, rebuild
+from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .subscriptions import Subscription
 from .timers import TimerQueue
 
@@ -116,6 +117,7 @@ class Engine:
         self._commands: dict[str, CommandRecord] = {}
         self._inflight: dict[str, tuple[str, Entry]] = {}
         self._subscribers: set[Subscription] = set()
+        self.boards = BoardFeeds(self)
         self.timers = TimerQueue(config.clock)
         self._last_now = 0
         self.closed = False
@@ -215,7 +217,7 @@ class Engine:
                 return Result.rejected("unknown_hunt", f"no hunt {query.hunt_id!r}")
             seq = state.seq
             if isinstance(query, Leaderboard):
-                answer = views.leaderboard(state, query.limit)
+                answer = views.leaderboard(state, query.limit, offset=query.offset, around=query.around)
             elif isinstance(query, Player):
                 answer = views.player(state, query.player_id)
             elif isinstance(query, HuntQuery):
@@ -243,6 +245,38 @@ class Engine:
             yield sub
         finally:
             self._subscribers.discard(sub)
+
+    @asynccontextmanager
+    async def watch_leaderboard(self, hunt_id: str, *, limit: int = 10, interval_s: float = 0.25,
+                                around: str | None = None) -> AsyncIterator[BoardWatch]:
+        """A live leaderboard: an async iterator of `BoardUpdate`s.
+
+        The first update comes at once, then one whenever the top `limit` entries or
+        the entry of `around` (a player, or a team; its ``me``) changed, at most once
+        per `interval_s`. Updates are never queued: a slow reader gets the newest one.
+        Raises `UnknownHunt` if there is no such hunt; iteration ends when the engine
+        closes.
+        """
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit: must be between 1 and {MAX_LIMIT}, got {limit!r}")
+        if not MIN_INTERVAL_S <= interval_s <= MAX_INTERVAL_S:
+            raise ValueError(f"interval_s: must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g}, "
+                             f"got {interval_s!r}")
+        watch = BoardWatch(around)
+        await self.start_watch(watch, hunt_id, limit=limit, interval_s=interval_s)
+        try:
+            yield watch
+        finally:
+            self.boards.remove(watch, hunt_id, limit=limit, interval_s=interval_s)
+
+    async def start_watch(self, watcher: Any, hunt_id: str, *, limit: int, interval_s: float) -> None:
+        """Feed `watcher` (see `boards.Watcher`) the live leaderboard of `hunt_id`."""
+        if self.closed:
+            raise EngineClosed("the engine is closed")
+        await self._ensure_loaded(hunt_id)
+        if hunt_id not in self.hunts:
+            raise UnknownHunt(f"no hunt {hunt_id!r}")
+        self.boards.add(watcher, hunt_id, limit=limit, interval_s=interval_s)
 
     def inbox_depths(self) -> list[int]:
         """Commands waiting in each shard's inbox (for metrics)."""
@@ -579,6 +613,7 @@ class Engine:
 
     async def _start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
+        self.boards.start(nursery)
         await nursery.start(self.committer.run)
         for _ in range(self.config.shards):
             send, receive = trio.open_memory_channel[_Request](self.config.inbox_size)
@@ -608,6 +643,7 @@ class Engine:
         for sub in list(self._subscribers):
             sub.close()
         self._subscribers.clear()
+        self.boards.close()
 
 
 async def _reraise(exc: BaseException) -> None:
