@@ -24,7 +24,6 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import apsw
 import attrs
 
 from .domain.rules import evolve
@@ -264,10 +263,7 @@ def _pages(store: Store, hunt_id: str | None, bound: int) -> Iterator[list[tuple
 
 
 def _rows(store: Store, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    try:
-        return store.conn.execute(sql, bindings).fetchall()
-    except apsw.Error as exc:
-        raise StorageError(f"{store.path}: {what} failed: {exc}") from exc
+    return store.rows(what, sql, bindings)
 
 
 def _last_seq(store: Store) -> int:

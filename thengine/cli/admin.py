@@ -192,10 +192,7 @@ def fail_each(problems: Sequence[str]) -> NoReturn:
 
 def sql_rows(store: Store, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """A read the `Store` has no method for, with apsw errors translated like its own."""
-    try:
-        return store.conn.execute(sql, bindings).fetchall()
-    except apsw.Error as exc:
-        raise StorageError(f"{store.path}: {what} failed: {exc}") from exc
+    return store.rows(what, sql, bindings)
 
 
 def write_all(stream: IO[bytes], data: bytes) -> None:
@@ -232,10 +229,17 @@ def human_bytes(n: int) -> str:
 
 
 def ensure_secret(store: Store) -> tuple[bytes, bool]:
-    """The token secret, made now if the database has none. Returns it and whether it is new."""
+    """The token secret, made now if the database has none. Returns it and whether it is new.
+
+    Reads first and writes only when there is no secret, so a read-only database that
+    has one works (and one that has none names the real cause).
+    """
+    stored = store.get_meta(SECRET_META_KEY)
+    if stored is not None:
+        return decode_secret(stored), False
     fresh = encode_secret(new_secret())
-    sql_rows(store, "making the token secret",
-             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (SECRET_META_KEY, fresh))
+    # Kept if another process made one meanwhile: tokens it issued stay valid.
+    store.set_meta(SECRET_META_KEY, fresh, replace=False, what="making the token secret")
     stored = store.get_meta(SECRET_META_KEY)
     assert stored is not None
     return decode_secret(stored), stored == fresh
@@ -526,7 +530,7 @@ def token(db: str, role: str | None, player_id: str | None, ttl: int, rotate_sec
     with open_store(db, readonly=False) as store:
         if rotate_secret:
             secret = new_secret()
-            store.set_meta(SECRET_META_KEY, encode_secret(secret))
+            store.set_meta(SECRET_META_KEY, encode_secret(secret), what="rotating the token secret")
             click.echo(f"thengine: rotated the token secret of {db}; every token issued before is now invalid",
                        err=True)
         else:

@@ -208,6 +208,10 @@ class Committer:
                               for row in batch.snapshots]
         self.store.write(batch)
 
+    def fail(self, exc: StorageError) -> None:
+        """Fail-stop for a storage fault found outside a commit (e.g. the WAL file deleted)."""
+        self._fail([], exc)
+
     def _fail(self, entries: list[Entry], exc: StorageError) -> None:
         """Fail-stop: every waiter, now and later, gets the storage error."""
         self.failed = exc

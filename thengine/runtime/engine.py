@@ -29,7 +29,7 @@ from ..domain.result import Result
 from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..domain.timers import decide_timer
-from ..errors import EngineClosed, ThengineError, UnknownHunt, leaves
+from ..errors import EngineClosed, StorageError, ThengineError, UnknownHunt, leaves
 from ..storage.codec import dumps
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
@@ -553,7 +553,12 @@ class Engine:
             loading.set()
 
     async def _run_checkpoints(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Checkpoint the WAL now and then from a connection of its own, in a thread."""
+        """Checkpoint the WAL now and then from a connection of its own, in a thread.
+
+        Each round also checks that the `-wal` file is still the one the engine writes
+        (the committer checks after every commit too), so a deleted WAL stops even an
+        idle engine: its waiters get the error.
+        """
         task_status.started()
         last = self.committed_seq
         while True:
@@ -561,6 +566,12 @@ class Engine:
             if self.committed_seq != last:
                 last = self.committed_seq
                 await trio.to_thread.run_sync(self._checkpointer.checkpoint)
+            if self._checkpointer.wal_change() is not None:  # one os.stat: on the loop, no thread hop
+                try:
+                    await trio.to_thread.run_sync(self._checkpointer.check_wal)  # saves what it can, raises
+                except StorageError as exc:
+                    self.committer.fail(exc)
+                    raise
 
     async def _run_evictions(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -716,11 +727,14 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     try:
         store = Store.open(config.path, sync=config.sync, vfs=config.vfs)
         stores.append(store)
+        store.require_writable("starting an engine")
         store.disable_autocheckpoint()
+        store.watch_wal()
         reader = Store.open(config.path, readonly=True, vfs=config.vfs)
         stores.append(reader)
         checkpointer = Store.open(config.path, sync=config.sync, vfs=config.vfs, migrate=False)
         stores.append(checkpointer)
+        checkpointer.watch_wal()
         engine = Engine(config, store, reader, checkpointer)
         await trio.to_thread.run_sync(engine._load, config.clock())
         with _unwrapped_errors():

@@ -13,6 +13,7 @@ import zlib
 from ..domain import views
 from ..domain.rules import evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, from_snapshot
+from ..errors import StorageError
 from ..storage.codec import decode_snapshot, dumps
 from ..storage.store import CatalogRow, Store
 
@@ -39,7 +40,12 @@ def rebuild(store: Store, hunt_id: str) -> tuple[HuntState | None, int]:
             state = None
     snapshot_version = state.version if state is not None else 0
     for event in store.read_hunt_events(hunt_id, after_version=snapshot_version):
-        state = evolve(state, event)
+        try:
+            state = evolve(state, event)
+        except (LookupError, TypeError, ValueError, AttributeError, AssertionError) as exc:
+            # A stored event the rules cannot apply: a corrupted file, said like replay says it.
+            raise StorageError(f"{store.path}: event {event.seq} ({event.type} of hunt {hunt_id!r}) "
+                               f"cannot be applied: {exc!r}") from exc
     return state, snapshot_version
 
 

@@ -129,6 +129,12 @@ def connect(
     except apsw.NotADBError as exc:
         conn.close()
         raise StorageError(f"{name} is not a thengine database: {exc}") from exc
+    except apsw.CantOpenError as exc:
+        conn.close()
+        hint = ""
+        if not (os.path.exists(name + "-wal") and os.path.exists(name + "-shm")):
+            hint = f" (SQLite makes {name}-wal and {name}-shm beside it: can its directory be written?)"
+        raise StorageError(f"cannot open {name}: {exc}{hint}") from exc
     except apsw.Error as exc:
         conn.close()
         raise StorageError(f"cannot open {name}: {exc}") from exc

@@ -146,8 +146,8 @@ def check_schema(conn: apsw.Connection) -> int:
     try:
         version = user_version(conn)
         tables = _tables(conn)
-    except apsw.Error as exc:
-        raise StorageError(f"{path}: cannot read the schema: {exc}") from exc
+    except (apsw.Error, UnicodeDecodeError) as exc:  # (a table name that is not UTF-8: a corrupted page)
+        raise StorageError(f"{path}: cannot read the schema (corrupted file?): {exc}") from exc
     _refuse_if_too_new(conn, version, SCHEMA_VERSION)
     if version == 0 or not REQUIRED_TABLES <= tables:
         raise StorageError(f"{path} is not initialised; run `thengine init`")

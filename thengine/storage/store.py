@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -166,13 +166,75 @@ FROM hunts JOIN events
 """
 
 
-def decode_events(rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
-    """`(seq, hunt_id, version, type, ts, data_json)` rows -> `StoredEvent`s."""
+def decode_events(rows: Sequence[tuple[Any, ...]], *, path: str = "the database") -> list[StoredEvent]:
+    """`(seq, hunt_id, version, type, ts, data_json)` rows -> `StoredEvent`s.
+
+    Raises:
+        StorageError: a row's data is not JSON (a corrupted file), naming its seq.
+    """
     loads = codec.loads
-    return [
-        StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type_, ts=ts, data=loads(data))
-        for seq, hunt_id, version, type_, ts, data in rows
-    ]
+    try:
+        return [
+            StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type_, ts=ts, data=loads(data))
+            for seq, hunt_id, version, type_, ts, data in rows
+        ]
+    except ValueError:
+        pass
+    for seq, *_, data in rows:
+        try:
+            loads(data)
+        except ValueError as exc:
+            raise StorageError(f"{path}: event {seq} has malformed data (corrupted file?): {exc}") from exc
+    raise AssertionError("unreachable: a row failed to decode once but not again")  # pragma: no cover
+
+
+def _not_utf8(conn: apsw.Connection, sql: str, bindings: tuple[Any, ...]) -> str:
+    """Which row of `sql`'s answer holds text that is not valid UTF-8, said for an error message.
+
+    apsw raises UnicodeDecodeError converting such a value without saying where it is.
+    Asking again with every text column cast to BLOB gives the raw bytes, so the row
+    can be named by its leading columns (``seq=123``, ``hunt_id='h', version=4``). Only
+    runs after a failure; if the question itself fails, the answer names no row.
+    """
+    unnamed = "a row holds text that is not valid UTF-8 (corrupted file?)"
+    try:
+        cursor = conn.execute(sql, bindings)
+        columns = cursor.description_full  # (name, declared type, database, table, origin)
+        cursor.close()
+        names = ", ".join(f"c{i}" for i in range(len(columns)))
+        picks = ", ".join(f"typeof(c{i}), CASE WHEN typeof(c{i}) = 'text' THEN CAST(c{i} AS BLOB) ELSE c{i} END"
+                          for i in range(len(columns)))
+        raw_rows = conn.execute(f"WITH _answer({names}) AS ({sql}) SELECT {picks} FROM _answer", bindings)
+        for raw in raw_rows:
+            values = [(kind, value) for kind, value in zip(raw[::2], raw[1::2])]
+            bad = [i for i, (kind, value) in enumerate(values) if kind == "text" and not _is_utf8(value)]
+            if bad:
+                raw_rows.close()
+                break
+        else:
+            return unnamed
+    except apsw.Error:
+        return unnamed
+    key = []
+    for i, (kind, value) in enumerate(values):
+        if i in bad or kind == "blob":
+            continue
+        key.append(f"{columns[i][0]}={value.decode() if kind == 'text' else value!r}")
+        if kind == "integer" or len(key) == 2:
+            break
+    table = columns[bad[0]][3]
+    row = "a row" if not key else f"row {', '.join(key)}"
+    where = f" of {table}" if table else ""
+    column = ", ".join(columns[i][0] for i in bad)
+    return f"{row}{where} holds text that is not valid UTF-8 in {column} (corrupted file?)"
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _snapshot(row: tuple[Any, ...]) -> SnapshotRow:
@@ -187,6 +249,10 @@ class Store:
         self.path = path
         self.conn = conn
         self.readonly = readonly
+        # Opened for writing, yet SQLite fell back to read-only: the file cannot be
+        # written (its mode, `chattr +i`, a read-only mount). Said before any write fails.
+        self.file_readonly = not readonly and bool(conn.readonly("main"))
+        self._wal: tuple[str, int, int] | None = None  # (path, st_dev, st_ino) once `watch_wal` ran
 
     @classmethod
     def open(
@@ -232,12 +298,15 @@ class Store:
             yield
         except apsw.Error as exc:
             raise StorageError(f"{self.path}: {what} failed: {exc}") from exc
+        except UnicodeDecodeError as exc:  # (`_all` names the row; this is for any other read)
+            raise StorageError(f"{self.path}: {what} failed: text that is not valid UTF-8 (corrupted file?)") from exc
 
     @contextlib.contextmanager
     def _transaction(self, what: str) -> Iterator[apsw.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolled back on any error, never left open."""
         if self.readonly:
             raise StorageError(f"{self.path}: {what} failed: the database is open read-only")
+        self.require_writable(what)
         conn = self.conn
         with self._errors(what):
             conn.execute("BEGIN IMMEDIATE")
@@ -250,9 +319,36 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
 
+    def require_writable(self, what: str) -> None:
+        """Refuse at once, naming the cause, if the database file cannot be written.
+
+        Raises:
+            StorageError: the file is read-only; `what` says what needed to write.
+        """
+        if self.file_readonly:
+            raise StorageError(
+                f"{self.path}: {what} failed: the database is read-only (attempt to write a readonly "
+                "database): check the file's permissions, its immutable flag (lsattr) and the mount"
+            )
+
     def _all(self, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._errors(what):
-            return self.conn.execute(sql, bindings).fetchall()
+            cursor = self.conn.execute(sql, bindings)
+            try:
+                return cursor.fetchall()
+            except UnicodeDecodeError as exc:
+                # A corrupted page can leave a TEXT value that is not UTF-8; apsw fails
+                # converting it. Every read comes through here, so this is the one place.
+                cursor.close()
+                raise StorageError(f"{self.path}: {what} failed: {_not_utf8(self.conn, sql, bindings)}") from exc
+
+    def rows(self, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a read the Store has no method for (replay's pages, stats' counts).
+
+        Errors are translated as for the Store's own reads: `StorageError` naming the
+        file, `what` failed, and for text that is not UTF-8 (a corrupted page) the row.
+        """
+        return self._all(what, sql, bindings)
 
     def _scalar(self, what: str, sql: str, bindings: tuple[Any, ...] = ()) -> Any:
         return self._all(what, sql, bindings)[0][0]
@@ -265,6 +361,8 @@ class Store:
         Raises:
             StorageError: any database error (constraint violation, I/O error, disk
                 full). The transaction is rolled back and the Store stays usable.
+                Or, after `watch_wal`, the `-wal` file was deleted (see `check_wal`):
+                the batch is committed but must not be acknowledged.
 
         One caveat of WAL mode: if the fsync at COMMIT fails, the batch's frames may
         already be in the WAL file. The running process never sees them, and the next
@@ -285,6 +383,7 @@ class Store:
                 conn.executemany(_DELETE_TIMER, batch.timers_deleted)
             if batch.hunts:
                 conn.executemany(_UPSERT_HUNT, map(_catalog_values, batch.hunts))
+        self.check_wal()  # committed, but to a WAL that is still the database's?
 
     # -- the log ----------------------------------------------------------------
 
@@ -327,7 +426,7 @@ class Store:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq",
             (first_seq, last_seq),
         )
-        return decode_events(rows)
+        return decode_events(rows, path=self.path)
 
     def _read_log(self, *, after_seq: int, until_seq: int | None, limit: int | None) -> Iterator[StoredEvent]:
         until = _MAX_INT if until_seq is None else until_seq
@@ -335,7 +434,7 @@ class Store:
         while remaining > 0:
             page = min(PAGE_SIZE, remaining)
             rows = self._all("reading events", _EVENTS_BY_SEQ, (after_seq, until, page))
-            yield from decode_events(rows)
+            yield from decode_events(rows, path=self.path)
             if len(rows) < page:
                 return
             remaining -= len(rows)
@@ -354,7 +453,7 @@ class Store:
                 _EVENTS_OF_HUNT,
                 (hunt_id, after_version, after_seq, until, page),
             )
-            yield from decode_events(rows)
+            yield from decode_events(rows, path=self.path)
             if len(rows) < page:
                 return
             remaining -= len(rows)
@@ -473,6 +572,66 @@ class Store:
             _busy, frames, done = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
         return frames, done
 
+    def watch_wal(self) -> None:
+        """Remember which `-wal` file this connection writes (device and inode), for `check_wal`.
+
+        Raises:
+            StorageError: there is no `-wal` file (the database is not open in WAL mode).
+        """
+        path = os.path.abspath(self.path) + "-wal"
+        try:
+            found = os.stat(path)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot watch the WAL file: {exc}") from exc
+        self._wal = (path, found.st_dev, found.st_ino)
+
+    def wal_change(self) -> str | None:
+        """How the `-wal` file seen by `watch_wal` changed since ("deleted"...), or None.
+
+        One `os.stat`; None too if nothing is watched.
+        """
+        if self._wal is None:
+            return None
+        path, device, inode = self._wal
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            return "deleted"
+        except OSError as exc:
+            return f"made unreadable ({exc.strerror})"
+        if found.st_ino == inode and found.st_dev == device:
+            return None
+        return "replaced by another file"
+
+    def check_wal(self) -> None:
+        """Fail if the `-wal` file seen by `watch_wal` was deleted or replaced since.
+
+        SQLite keeps writing to the file it opened, so after an operator's clean-up
+        deletes `*.db-wal` every commit lands in a file that no later open will read: a
+        crash then loses it. One `os.stat`, cheap enough to run after every commit. On
+        a change, what the old file holds is first copied into the database through
+        this connection (which still has it open), so nothing committed is lost.
+
+        Raises:
+            StorageError: the file was deleted or replaced (the message names it).
+        """
+        change = self.wal_change()
+        if change is None:
+            return
+        try:
+            # TRUNCATE also empties the wal-index, so a reader opening now reads the
+            # database file alone instead of looking for frames in a new, empty -wal.
+            with self._errors("saving the deleted WAL"):
+                _busy, frames, done = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]
+            saved = (f"everything committed is saved in {self.path}" if done == frames
+                     else f"only {done} of its {frames} frames could be saved in {self.path}")
+        except StorageError as exc:
+            saved = f"saving what it held failed too ({exc})"
+        raise StorageError(
+            f"{self.path}-wal was {change} while the engine ran (a clean-up script?); stopped rather than "
+            f"acknowledge commands into a file no restart will read; {saved}; restart the engine"
+        )
+
     def hunt_catalog(self) -> dict[str, CatalogRow]:
         """Every hunt's catalog entry, by hunt id."""
         rows = self._all("reading the hunt catalog", "SELECT hunt_id, status, ended_ts, summary FROM hunts")
@@ -491,13 +650,14 @@ class Store:
         rows = self._all(f"reading meta {key!r}", "SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Store a setting, replacing any previous value."""
-        with self._transaction(f"writing meta {key!r}") as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+    def set_meta(self, key: str, value: str, *, replace: bool = True, what: str | None = None) -> None:
+        """Store a setting, replacing any previous value (or, with `replace=False`, keeping it).
+
+        `what` names the write in errors (default: writing meta `key`).
+        """
+        update = "UPDATE SET value = excluded.value" if replace else "NOTHING"
+        with self._transaction(what or f"writing meta {key!r}") as conn:
+            conn.execute(f"INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO {update}", (key, value))
 
     # -- the whole database -------------------------------------------------------
 
