@@ -10,10 +10,12 @@ open from the latest snapshot plus later events.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 import zlib
+from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -34,6 +36,7 @@ from ..storage.codec import dumps
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
+from .idempotency import RecentCommands
 from .recovery import LIFECYCLE, catalog_row, rebuild
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .subscriptions import Subscription
@@ -70,6 +73,7 @@ class EngineConfig:
     snapshot_events_per_player: int = 4  # ...this many per player in the hunt (0: no scaling)
     subscriber_buffer: int = 10_000
     idempotency_window_s: int = 24 * 3600
+    remember_commands: int = 100_000  # newest command ids kept in memory; older ones are looked up on disk
     shutdown_grace_s: float = 10.0
     evict_after_s: float = 3600.0  # hunts that ended this long ago leave memory
     evict_check_s: float = 60.0
@@ -82,13 +86,14 @@ class EngineConfig:
             raise ValueError(f"shards: must be >= 1, got {self.shards}")
         if self.sync not in ("full", "normal"):
             raise ValueError(f"sync: must be 'full' or 'normal', got {self.sync!r}")
-        for name in ("inbox_size", "max_batch", "max_pending", "snapshot_every", "subscriber_buffer"):
+        for name in ("inbox_size", "max_batch", "max_pending", "snapshot_every", "subscriber_buffer",
+                     "remember_commands"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
 
 class _Request:
-    __slots__ = ("command", "command_id", "entry", "timer")
+    __slots__ = ("command", "command_id", "entry", "timer", "found", "checked_seq")
 
     def __init__(self, command: Command | None, command_id: str | None, entry: Entry,
                  timer: tuple[str, str, int] | None = None) -> None:
@@ -96,6 +101,10 @@ class _Request:
         self.command_id = command_id
         self.entry = entry
         self.timer = timer
+        # What a database lookup of `command_id` found, and the seq the log was
+        # committed up to when it started (None: not looked up).
+        self.found: CommandRecord | None = None
+        self.checked_seq: int | None = None
 
 
 class Engine:
@@ -114,7 +123,8 @@ class Engine:
         self._replays: list[_Replay] = []
         self._replays_waiting = trio.Event()
         self._replays_done = False
-        self._commands: dict[str, CommandRecord] = {}
+        self._commands = RecentCommands(config.remember_commands)
+        self._lookups: list[_Lookup] = []  # served by the replay reader, with the replays
         self._inflight: dict[str, tuple[str, Entry]] = {}
         self._subscribers: set[Subscription] = set()
         self.boards = BoardFeeds(self)
@@ -162,7 +172,8 @@ class Engine:
         entry = Entry()
         request = _Request(command, command_id, entry)
         shard = shard_of(command.hunt_id, self.config.shards)
-        if not self._backlog[shard] and self.committer.has_room() and command.hunt_id not in self._evicted:
+        if not self._backlog[shard] and self.committer.has_room() and command.hunt_id not in self._evicted \
+                and not self._must_look_up(request):
             # The fast path: nothing is queued ahead of this command in its shard, so
             # deciding it right here keeps the per-hunt order and saves a task switch.
             self._handle_or_stop(request)
@@ -318,27 +329,76 @@ class Engine:
             raise EngineClosed("the engine closed before the repeated command's result was read")
         return Result(ok=True, events=tuple(waiter.events))
 
+    async def _look_up(self, requests: list[_Request]) -> None:
+        """Look the requests' command ids up in the database (they have left memory, or
+        may have), setting each one's `found` and `checked_seq`.
+
+        Batched like the repeats, in the same thread hop: all the lookups waiting, from
+        every shard, are one trip to the reader.
+        """
+        if self._replays_done:
+            raise EngineClosed("the engine closed before a command id could be looked up")
+        since = self.now() - self.config.idempotency_window_s * 1000
+        waiter = _Lookup(list({r.command_id: None for r in requests if r.command_id is not None}), since)
+        self._lookups.append(waiter)
+        self._replays_waiting.set()
+        await waiter.done.wait()
+        if waiter.found is None:
+            raise EngineClosed("the engine closed before a command id could be looked up")
+        for request in requests:
+            assert request.command_id is not None
+            request.found = waiter.found.get(request.command_id)
+            request.checked_seq = waiter.seq
+
+    def _must_look_up(self, request: _Request) -> bool:
+        """Whether `request`'s command id has to be looked up on disk before it is decided.
+
+        Only when the id is neither remembered nor in flight, and a record of the window
+        has left memory that a lookup (if any was made) may not have seen.
+        """
+        command_id = request.command_id
+        if command_id is None or request.found is not None:
+            return False
+        commands = self._commands
+        # The last accept time, not the clock: cheaper, and never later than now, so
+        # this errs towards looking up.
+        if not commands.spilled_since(self._last_now - self.config.idempotency_window_s * 1000):
+            return False
+        if command_id in commands or command_id in self._inflight:
+            return False
+        # A record committed after the lookup started, and out of memory since, is one it missed.
+        return request.checked_seq is None or request.checked_seq < commands.spilled_seq
+
     async def _run_replay_reader(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve repeats (their first result, read back) and command id lookups, in batches."""
         task_status.started()
         try:
             while True:
-                if not self._replays:
+                if not self._replays and not self._lookups:
                     self._replays_waiting = trio.Event()
                     await self._replays_waiting.wait()
                 batch, self._replays = self._replays, []
+                lookups, self._lookups = self._lookups, []
                 reader = self._reader
+                # Every record committed up to here is visible to the reads below.
+                seq = self.committer.committed_seq
 
-                def read(batch: list[_Replay] = batch) -> list[list[StoredEvent]]:
-                    return [reader.events_in_range(w.record.first_seq, w.record.last_seq) for w in batch]
+                def read(batch: list[_Replay] = batch, lookups: list[_Lookup] = lookups,
+                         ) -> tuple[list[list[StoredEvent]], list[dict[str, CommandRecord]]]:
+                    return ([reader.events_in_range(w.record.first_seq, w.record.last_seq) for w in batch],
+                            [reader.find_commands(w.command_ids, w.since_ts) for w in lookups])
 
                 async with self._reader_lock:
-                    results = await trio.to_thread.run_sync(read)
+                    results, found = await trio.to_thread.run_sync(read)
                 for waiter, events in zip(batch, results):
                     waiter.events = events
                     waiter.done.set()
+                for lookup, records in zip(lookups, found):
+                    lookup.found, lookup.seq = records, seq
+                    lookup.done.set()
         finally:
             self._replays_done = True
-            for waiter in self._replays:  # closing: nobody waits forever
+            for waiter in [*self._replays, *self._lookups]:  # closing: nobody waits forever
                 waiter.done.set()
 
     # -- time ---------------------------------------------------------------------------
@@ -359,11 +419,12 @@ class Engine:
         try:
             async with inbox:
                 streak = 0
+                ahead: deque[_Request] = deque()  # taken early to share a lookup, not yet decided
                 while True:
                     try:
                         # Take what is waiting without a schedule point per command,
                         # yielding now and then so the committer and others run.
-                        request = inbox.receive_nowait()
+                        request = ahead.popleft() if ahead else inbox.receive_nowait()
                         streak += 1
                         if streak >= _SHARD_STREAK:
                             streak = 0
@@ -385,6 +446,8 @@ class Engine:
                         if request.timer is not None:
                             self._fire_timer(request)
                         else:
+                            while self._must_look_up(request):  # decided only once the disk has answered
+                                await self._look_up_with(request, inbox, ahead)
                             self._handle(request)
                     finally:
                         self._backlog[shard] -= 1
@@ -393,12 +456,26 @@ class Engine:
             if self._shards_running == 0:
                 self._drained.set()
 
+    async def _look_up_with(self, request: _Request, inbox: trio.MemoryReceiveChannel[_Request],
+                            ahead: deque[_Request]) -> None:
+        """Look up `request`'s command id together with those of the requests queued behind it.
+
+        They are taken from the inbox into `ahead` (still in order, still counted in the
+        backlog), so a burst of new ids costs one trip to the disk, not one each.
+        """
+        while len(ahead) < _LOOKUP_BATCH:
+            try:
+                ahead.append(inbox.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        await self._look_up([r for r in (request, *ahead) if self._must_look_up(r)])
+
     def _handle(self, request: _Request) -> None:
         command, command_id, entry = request.command, request.command_id, request.entry
         assert command is not None
         if command_id is not None:
             digest = fingerprint(command)
-            known = self._commands.get(command_id) or self._inflight.get(command_id)
+            known = self._commands.get(command_id) or self._inflight.get(command_id) or request.found
             if known is not None:
                 self._repeat(entry, command_id, digest, known)
                 return
@@ -428,7 +505,7 @@ class Engine:
             self._inflight[command_id] = (digest, entry)
 
             def remember(command_id: str = command_id, record: CommandRecord = record) -> None:
-                self._commands[command_id] = record
+                self._commands.remember(record)
                 self._inflight.pop(command_id, None)
 
             entry.on_commit = remember
@@ -508,10 +585,12 @@ class Engine:
 
     # -- open and close -----------------------------------------------------------------
     def _load(self, now: int) -> None:
-        """Rebuild every hunt in memory (in a thread, at open), and the command window.
+        """Rebuild every hunt in memory (in a thread, at open), and the newest command ids.
 
         Hunts that ended more than `evict_after_s` ago stay on disk: only their
-        catalog summary is kept, and they are loaded again on demand.
+        catalog summary is kept, and they are loaded again on demand. Command records
+        older than the window are left for `forget_old_commands` to prune in chunks,
+        so that opening after a long pause does not wait for it.
         """
         store = self._store
         catalog = store.hunt_catalog()
@@ -526,9 +605,8 @@ class Engine:
                 self.hunts[hunt_id] = state
                 self._snapshot_versions[hunt_id] = snapshot_version
         since = now - self.config.idempotency_window_s * 1000
-        for record in store.load_commands(since):
-            self._commands[record.command_id] = record
-        store.prune_commands(since)
+        records, left_out = store.recent_commands(since, self.config.remember_commands)
+        self._commands.load(records, left_out, since)
         for hunt_id, kind, due in store.timers():
             self.timers.add(due, hunt_id, kind)
 
@@ -588,16 +666,13 @@ class Engine:
         """
         cutoff = self.now() - self.config.idempotency_window_s * 1000
         commands = self._commands
-        expired = []
-        for command_id, record in commands.items():  # insertion order is commit order
-            if record.ts >= cutoff:
-                break
-            expired.append(command_id)
-        for command_id in expired:
-            del commands[command_id]
-        forgotten = len(expired)
-        if forgotten:
-            await trio.to_thread.run_sync(self._checkpointer.prune_commands, cutoff)
+        forgotten = commands.forget_before(cutoff)
+        if forgotten or commands.needs_pruning(cutoff):
+            # In chunks, with pauses that let the committer take the write lock in between.
+            prune = functools.partial(self._checkpointer.prune_commands, cutoff, limit=_PRUNE_CHUNK)
+            while await trio.to_thread.run_sync(prune) == _PRUNE_CHUNK:
+                await trio.sleep(_PRUNE_PAUSE_S)
+            commands.pruned(cutoff)
         return forgotten
 
     def evict_ended_hunts(self) -> list[str]:
@@ -663,6 +738,13 @@ async def _reraise(exc: BaseException) -> None:
 
 #: Commands a shard takes from its inbox in a row before it lets other tasks run.
 _SHARD_STREAK = 64
+#: Requests a shard takes ahead from its inbox to look their command ids up together.
+_LOOKUP_BATCH = 256
+#: Old command records deleted per transaction (about 6 ms of holding the write lock),
+#: and the pause between two such transactions: longer than the gaps between SQLite's
+#: busy-handler retries, so a commit waiting for the lock gets it in the pause.
+_PRUNE_CHUNK = 1000
+_PRUNE_PAUSE_S = 0.02
 
 class Ticket:
     """A command on its way: `result` waits until it is decided and durable."""
@@ -690,6 +772,19 @@ class _Replay:
         self.record = record
         self.done = trio.Event()
         self.events: list[StoredEvent] | None = None
+
+
+class _Lookup:
+    """Command ids waiting to be looked up in the database (records with `ts >= since_ts`)."""
+
+    __slots__ = ("command_ids", "since_ts", "done", "found", "seq")
+
+    def __init__(self, command_ids: list[str], since_ts: int) -> None:
+        self.command_ids = command_ids
+        self.since_ts = since_ts
+        self.done = trio.Event()
+        self.found: dict[str, CommandRecord] | None = None
+        self.seq = 0  # the log was committed up to here when the lookup started
 
 
 @contextmanager

@@ -138,6 +138,11 @@ _catalog_values = operator.attrgetter("hunt_id", "status", "ended_ts", "summary"
 
 _EVENT_COLUMNS = "seq, hunt_id, version, type, ts, data"
 _SNAPSHOT_COLUMNS = "hunt_id, version, seq, format, state, ts"
+_COMMAND_COLUMNS = "command_id, fingerprint, hunt_id, first_seq, last_seq, ts"
+# Through the command_id index (migration 0003); the newest record of an id if there are several.
+_FIND_COMMAND = (
+    f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE command_id = ? AND +ts >= ? ORDER BY rowid DESC LIMIT 1"
+)
 
 # Whole log in seq order: a rowid range scan.
 _EVENTS_BY_SEQ = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
@@ -546,10 +551,47 @@ class Store:
                 return
             after_rowid = rows[-1][0]
 
-    def prune_commands(self, before_ts: int) -> int:
-        """Forget command records older than `before_ts`. Returns how many."""
+    def recent_commands(self, since_ts: int, limit: int) -> tuple[list[CommandRecord], CommandRecord | None]:
+        """The newest `limit` command records with `ts >= since_ts`, oldest first, and
+        the newest of those left out (None if none was).
+
+        Read newest first through the ts index, so opening costs `limit` rows however
+        many the window holds.
+        """
+        rows = self._all(
+            "loading command records",
+            f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE ts >= ? ORDER BY ts DESC, rowid DESC LIMIT ?",
+            (since_ts, limit + 1),
+        )
+        records = [CommandRecord(*row) for row in rows]
+        left_out = records.pop() if len(records) > limit else None
+        records.reverse()
+        return records, left_out
+
+    def find_commands(self, command_ids: Iterable[str], since_ts: int) -> dict[str, CommandRecord]:
+        """The records of those `command_ids` that have one with `ts >= since_ts` (the
+        newest, if an id has several), by id. One index seek per id."""
+        found = {}
+        with self._errors("looking up command ids"):
+            execute = self.conn.execute
+            for command_id in command_ids:
+                for row in execute(_FIND_COMMAND, (command_id, since_ts)):
+                    found[command_id] = CommandRecord(*row)
+        return found
+
+    def prune_commands(self, before_ts: int, *, limit: int | None = None) -> int:
+        """Forget command records older than `before_ts` (at most `limit`, oldest
+        first). Returns how many.
+
+        Each deleted record is also a random write in the command_id index, so an engine
+        prunes in bounded chunks: its writer waits for the lock one chunk at most.
+        """
         with self._transaction("pruning command records") as conn:
-            conn.execute("DELETE FROM commands WHERE ts < ?", (before_ts,))
+            if limit is None:
+                conn.execute("DELETE FROM commands WHERE ts < ?", (before_ts,))
+            else:
+                conn.execute("DELETE FROM commands WHERE rowid IN "
+                             "(SELECT rowid FROM commands WHERE ts < ? ORDER BY ts LIMIT ?)", (before_ts, limit))
             return conn.changes()
 
     def disable_autocheckpoint(self) -> None:
