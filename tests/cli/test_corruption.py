@@ -186,3 +186,12 @@ def test_an_event_the_rules_cannot_apply_stops_an_engine_opening_with_a_clear_er
     sql(copy, "DELETE FROM snapshots")
     message = open_engine_error(copy)
     assert message is not None and str(copy) in message and f"event {seq} (player_joined" in message
+
+
+def test_a_catalog_summary_that_is_not_json_stops_an_engine_opening_with_a_clear_error(
+        pristine: Path, tmp_path: Path) -> None:
+    copy = damaged_copy(pristine, tmp_path, {})
+    # A hunt that ended long ago is listed from its catalog row, not rebuilt: spoil that row.
+    sql(copy, "UPDATE hunts SET status = 'ended', ended_ts = 1, summary = '{not json'")
+    message = open_engine_error(copy)
+    assert message is not None and str(copy) in message and "catalog row of hunt" in message

@@ -598,7 +598,11 @@ class Engine:
         for hunt_id in store.hunt_ids():
             row = catalog.get(hunt_id)
             if row is not None and row.status == "ended" and row.ended_ts is not None and row.ended_ts < cutoff:
-                self._evicted[hunt_id] = json.loads(row.summary)
+                try:
+                    self._evicted[hunt_id] = json.loads(row.summary)
+                except ValueError:
+                    raise StorageError(f"{store.path}: the catalog row of hunt {hunt_id!r} is not valid JSON "
+                                       "(corrupted file?)") from None
                 continue
             state, snapshot_version = rebuild(store, hunt_id)
             if state is not None:
