@@ -13,7 +13,8 @@ one after another are handed to the engine in that order. `submit` and `query` r
 `Result`s like the engine's, so code (such as ``thengine hunt add --url`` and
 ``thengine ingest --url``) can use either.
 
-Needs the ``trio-websocket`` package.
+The transport is websockets' Sans-I/O `ClientProtocol` on a trio stream (TCP, or TLS
+for ``wss://``), with our own read loop: the same library the server speaks through.
 """
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ from urllib.parse import urlsplit
 
 import trio
 
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake, InvalidURI
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
 from .domain.commands import Command, Query, Rejection, to_json
 from .domain.definition import escape_surrogates
 from .domain.events import StoredEvent
 from .domain.result import Result
 from .errors import SubscriberTooSlow, ThengineError, leaves
+from .server.protocol import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN
 
 MAX_MESSAGE_BYTES = 64 << 20
 DEFAULT_IN_FLIGHT = 64
-CLOSE_GOING_AWAY = 1001
-CLOSE_TRY_AGAIN = 1013
+RECEIVE_BYTES = 65536
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -62,13 +70,123 @@ class RequestFailed(ThengineError):
         super().__init__(f"{code}: {message}")
 
 
-def _websocket() -> Any:
-    try:
-        import trio_websocket
-    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
-        raise ThengineError("talking to a server needs the trio-websocket package "
-                            "(pip install trio-websocket)") from None
-    return trio_websocket
+class _Closed(Exception):
+    """The WebSocket is closed: the server's close code and reason (1006: none)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"closed ({code})")
+        self.code = code
+        self.reason = reason
+
+
+class _WebSocket:
+    """One client WebSocket: websockets' `ClientProtocol` fed from a trio stream.
+
+    `receive` reads the stream (answering the server's pings as it goes) until a whole
+    message is there; `send` writes one text frame. One task receives, any may send.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol) -> None:
+        self._stream = stream
+        self._protocol = protocol
+        self._messages: deque[str] = deque()
+        self._fragments: list[bytes] = []
+        self._closed: _Closed | None = None
+        self._closed_event = trio.Event()
+        self._receiving = False  # a task is in `_receive_some` (the client's read loop)
+        self._send_lock = trio.Lock()
+        self.response: Response | None = None
+
+    async def handshake(self) -> None:
+        """The opening handshake; raises `_Closed` or the protocol's handshake error."""
+        protocol = self._protocol
+        protocol.send_request(protocol.connect())
+        await self._flush()
+        while self.response is None:
+            await self._receive_some()
+        if protocol.handshake_exc is not None:
+            raise protocol.handshake_exc
+
+    async def send(self, text: str) -> None:
+        if self._protocol.state is not State.OPEN:
+            raise self._closed or _Closed(1006, "")
+        self._protocol.send_text(text.encode())
+        await self._flush()
+
+    async def receive(self) -> str:
+        """The next text message; raises `_Closed` once the connection is closed."""
+        while not self._messages:
+            if self._closed is not None:
+                raise self._closed
+            await self._receive_some()
+        return self._messages.popleft()
+
+    async def aclose(self) -> None:
+        """Say goodbye (briefly waiting for the server's answer), then close the stream."""
+        if self._protocol.state is State.OPEN:
+            self._protocol.send_close(1000)
+            await self._flush()
+            with trio.move_on_after(2):
+                while self._closed is None:
+                    if self._receiving:  # the read loop will see the server's close
+                        await self._closed_event.wait()
+                    else:
+                        await self._receive_some()
+        await trio.aclose_forcefully(self._stream)
+
+    async def _receive_some(self) -> None:
+        protocol = self._protocol
+        self._receiving = True
+        try:
+            data = await self._stream.receive_some(RECEIVE_BYTES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        finally:
+            self._receiving = False
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+        for event in protocol.events_received():
+            if isinstance(event, Response):
+                self.response = event
+            elif isinstance(event, Frame):
+                self._on_frame(event)
+        await self._flush()  # pongs, the echo of a close
+        if not data and self._closed is None:
+            self._closed = _Closed(1006, "")
+        if self._closed is not None:
+            self._closed_event.set()
+            if self.response is None:
+                raise self._closed
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            close = self._protocol.close_rcvd
+            if self._closed is None:
+                self._closed = _Closed(close.code, close.reason) if close else _Closed(1005, "")
+        elif frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT:
+            self._fragments.append(frame.data)
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                self._messages.append(data.decode(errors="replace"))
+
+    async def _flush(self) -> None:
+        chunks = self._protocol.data_to_send()
+        if not chunks:
+            return
+        async with self._send_lock:
+            try:
+                payload = b"".join(chunks)
+                if payload:
+                    await self._stream.send_all(payload)
+                if b"" in chunks and isinstance(self._stream, trio.abc.HalfCloseableStream):
+                    await self._stream.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if self._closed is None:
+                    self._closed = _Closed(1006, "")
+                    self._closed_event.set()
 
 
 @asynccontextmanager
@@ -79,16 +197,15 @@ async def connect(url: str, token: str, *, timeout: float = 10.0) -> AsyncIterat
         ServerError: cannot connect, the token is refused (the reason says why), or
             the connection is lost later.
     """
-    tws = _websocket()
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ServerError(f"not a WebSocket URL: {url!r} (expected ws://HOST:PORT/v1)")
     host = parts.hostname
     try:
         port = parts.port or (443 if parts.scheme == "wss" else 80)
-    except ValueError:
+        uri = parse_uri(url)
+    except (ValueError, InvalidURI):
         raise ServerError(f"not a WebSocket URL: {url!r} (bad port)") from None
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         async with trio.open_nursery() as nursery:
             try:
@@ -99,26 +216,20 @@ async def connect(url: str, token: str, *, timeout: float = 10.0) -> AsyncIterat
                         stream = await trio.open_tcp_stream(host, port)
             except (OSError, trio.TooSlowError) as exc:
                 raise ServerError(f"cannot connect to {url}: {_describe(exc)}") from None
-            ws = None
+            ws = _WebSocket(stream, ClientProtocol(uri, max_size=MAX_MESSAGE_BYTES))
             try:
                 try:
                     with trio.fail_after(timeout):
-                        ws = await tws.wrap_client_stream(nursery, stream, host, resource,
-                                                          max_message_size=MAX_MESSAGE_BYTES, message_queue_size=64,
-                                                          receive_buffer_size=1 << 16)
-                except (OSError, tws.HandshakeError, tws.ConnectionClosed, trio.TooSlowError,
-                        trio.BrokenResourceError) as exc:
+                        await ws.handshake()
+                except (OSError, _Closed, trio.TooSlowError, trio.BrokenResourceError, InvalidHandshake) as exc:
                     raise ServerError(f"cannot connect to {url}: {_describe(exc)}") from None
-                client = await _hello(tws, ws, url, token, timeout)
+                client = await _hello(ws, url, token, timeout)
                 nursery.start_soon(client._read_loop)
                 yield client
             finally:
-                # (We own the stream: trio-websocket leaves it open if the server closes first.)
                 with trio.move_on_after(timeout) as scope:
                     scope.shield = True
-                    if ws is not None:
-                        await ws.aclose()
-                await trio.aclose_forcefully(stream)
+                    await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         found = leaves(group)
@@ -127,22 +238,22 @@ async def connect(url: str, token: str, *, timeout: float = 10.0) -> AsyncIterat
         raise
 
 
-async def _hello(tws: Any, ws: Any, url: str, token: str, timeout: float) -> Client:
+async def _hello(ws: _WebSocket, url: str, token: str, timeout: float) -> Client:
     try:
         with trio.fail_after(timeout):
-            await ws.send_message(_dumps({"op": "hello", "token": token}))
-            frame = json.loads(await ws.get_message())
+            await ws.send(_dumps({"op": "hello", "token": token}))
+            frame = json.loads(await ws.receive())
             if frame.get("op") == "error":  # the close frame with the same reason follows
                 raise ServerError(f"{url} refused the connection: {frame.get('message')}", reason=frame.get("message", ""))
-    except tws.ConnectionClosed as exc:
-        raise _closed_error(url, exc.reason) from None
+    except _Closed as exc:
+        raise _closed_error(url, exc) from None
     except trio.TooSlowError:
         raise ServerError(f"{url} did not answer hello within {timeout:g} s") from None
     except ValueError as exc:
         raise ServerError(f"{url} does not speak the thengine protocol: {exc}") from None
     if frame.get("op") != "welcome":
         raise ServerError(f"{url} does not speak the thengine protocol: got {str(frame)[:80]}")
-    return Client(tws, ws, url, frame)
+    return Client(ws, url, frame)
 
 
 def _describe(exc: BaseException) -> str:
@@ -158,11 +269,9 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _closed_error(url: str, reason: Any) -> ServerError:
-    code = getattr(reason, "code", None)
-    text = getattr(reason, "reason", None) or ""
-    what = f"{url} closed the connection ({code}{': ' + text if text else ''})"
-    return ServerError(what, code=code, reason=text)
+def _closed_error(url: str, closed: _Closed) -> ServerError:
+    what = f"{url} closed the connection ({closed.code}{': ' + closed.reason if closed.reason else ''})"
+    return ServerError(what, code=closed.code, reason=closed.reason)
 
 
 class _TooBig(RequestFailed):
@@ -216,8 +325,7 @@ def _to_result(reply: dict[str, Any]) -> Result:
 class Client:
     """One authenticated connection. Make it with `connect`."""
 
-    def __init__(self, tws: Any, ws: Any, url: str, welcome: dict[str, Any]) -> None:
-        self._tws = tws
+    def __init__(self, ws: _WebSocket, url: str, welcome: dict[str, Any]) -> None:
         self._ws = ws
         self.url = url
         self.welcome = welcome
@@ -309,10 +417,10 @@ class Client:
             raise _TooBig(f"the request is {size} bytes, over the server's {max_frame}-byte frame limit "
                           "(see thengine serve --max-frame)")
         try:
-            await self._ws.send_message(text)
-        except self._tws.ConnectionClosed as exc:
+            await self._ws.send(text)
+        except _Closed as exc:
             self._release(rid)
-            self._lose(_closed_error(self.url, exc.reason))
+            self._lose(_closed_error(self.url, exc))
             raise self._lost from None  # type: ignore[misc]
         return waiter
 
@@ -331,7 +439,7 @@ class Client:
     async def _read_loop(self) -> None:
         try:
             while True:
-                frame = json.loads(await self._ws.get_message())
+                frame = json.loads(await self._ws.receive())
                 op = frame.get("op")
                 if op == "events" or op == "event":
                     sub = self._subs.get(frame.get("sub"))
@@ -346,8 +454,8 @@ class Client:
                     self._slots.release()
                 waiter.reply = frame
                 waiter.done.set()
-        except self._tws.ConnectionClosed as exc:
-            self._lose(_closed_error(self.url, exc.reason))
+        except _Closed as exc:
+            self._lose(_closed_error(self.url, exc))
 
     def _lose(self, error: ServerError) -> None:
         if self._lost is not None:

@@ -23,13 +23,13 @@ import thengine.domain
 DOMAIN = pathlib.Path(thengine.domain.__file__).parent
 MODULES = sorted(p.stem for p in DOMAIN.glob("*.py") if p.stem != "__init__")
 #: Libraries of the runtime, storage and interfaces; the domain must load none of them.
-RUNTIME_LIBRARIES = ("trio", "apsw", "click", "hypercorn", "sqlite3", "socket", "asyncio",
-                     "trio_websocket", "prometheus_client", "thengine.runtime",
+RUNTIME_LIBRARIES = ("trio", "apsw", "click", "websockets", "sqlite3", "socket", "asyncio",
+                     "prometheus_client", "thengine.runtime",
                      "thengine.storage", "thengine.server", "thengine.cli")
 #: Modules the domain's source may not import: clock, randomness, I/O, concurrency.
 FORBIDDEN_IMPORTS = {"time", "random", "secrets", "uuid", "os", "io", "socket", "sqlite3",
                      "asyncio", "threading", "subprocess", "pathlib", "shutil", "logging",
-                     "trio", "apsw", "click", "hypercorn", "tempfile", "select", "signal"}
+                     "trio", "apsw", "click", "websockets", "tempfile", "select", "signal"}
 #: Calls that read the clock, draw randomness or do I/O.
 FORBIDDEN_CALLS = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "perf_counter",
                    "random", "randint", "urandom", "open", "print", "input", "sleep",

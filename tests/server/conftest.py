@@ -1,7 +1,8 @@
 """Shared pieces for the server tests: a server in the test's nursery, tokens, a raw client.
 
-The tests talk to the server the way any client would: over loopback with a real
-WebSocket client library (trio-websocket) speaking JSON frames.
+The tests talk to the server the way any client would: over loopback with a
+WebSocket client (`wsclient`: websockets' Sans-I/O ClientProtocol on a trio stream)
+speaking JSON frames.
 """
 
 from __future__ import annotations
@@ -14,19 +15,18 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator
-from urllib.parse import urlsplit
 
 import apsw
 import pytest
 import trio
 from click.testing import CliRunner
-from trio_websocket import ConnectionClosed, wrap_client_stream
-
 from thengine.cli import main
-from thengine.server.app import ServerConfig
+from thengine.server.config import ServerConfig
 from thengine.server.run import Running, serve
 from thengine.storage.store import Store
 from thengine.tokens import SECRET_META_KEY, decode_secret, issue
+
+from .wsclient import ConnectionClosed, open_websocket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,21 +233,9 @@ def _events_of(frame: dict[str, Any]) -> list[dict[str, Any]]:
 
 @asynccontextmanager
 async def websocket(url: str, **options: Any) -> AsyncIterator[Any]:
-    """A trio-websocket client connection whose TCP stream is ours to close.
-
-    (trio-websocket's own `open_websocket_url` leaves the socket for the garbage
-    collector when the server closes first, which `filterwarnings = error` reports.)
-    """
-    parts = urlsplit(url)
-    async with trio.open_nursery() as nursery:
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-        try:
-            ws = await wrap_client_stream(nursery, stream, parts.hostname, parts.path or "/", **options)
-            yield ws
-            await ws.aclose()
-        finally:
-            await trio.aclose_forcefully(stream)
-            nursery.cancel_scope.cancel()
+    """A client WebSocket connection (`wsclient.WebSocket`), closed on leaving."""
+    async with open_websocket(url, **options) as ws:
+        yield ws
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ async def refused(server: Harness, hello: dict | str | None) -> tuple[list[dict]
             await ws.send(hello)
         frames = []
         reason = None
-        from trio_websocket import ConnectionClosed
+        from .wsclient import ConnectionClosed
         with trio.fail_after(5):
             while True:
                 try:

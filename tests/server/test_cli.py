@@ -140,6 +140,23 @@ def test_serve_refuses_bad_arguments(tmp_path: Path) -> None:
         assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+def test_serve_hands_remember_commands_to_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from thengine.cli import serve as serve_cli
+
+    seen: dict[str, object] = {}
+
+    async def fake_server(db: str, **kwargs: object) -> None:
+        seen.update(kwargs)
+        kwargs["task_status"].started(type("Running", (), {"url": "ws://x/v1", "http_url": "http://x"}))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(serve_cli, "run_server", fake_server)
+    db = init_db(tmp_path / "hunts.db")
+    result = invoke("serve", db, "--remember-commands", "5000")
+    assert result.exit_code == 0, result.output
+    assert seen["engine_options"] == {"remember_commands": 5000}
+    assert invoke("serve", db, "--remember-commands", "0").exit_code == 2
+
+
 def test_serve_refuses_a_database_an_engine_holds(server: ServerProcess) -> None:
     result = invoke("serve", server.db, "--listen", "127.0.0.1:0")
     assert result.exit_code == 2 and "in use by another engine" in result.stderr

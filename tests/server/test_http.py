@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from .conftest import Harness, make_hunt
+from .conftest import Harness, connected, make_hunt
 
 
 async def http_get(base: str, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -87,3 +87,17 @@ async def test_other_paths_and_methods(server: Harness) -> None:
     assert (await http_get(server.http_url, "/healthz", "POST"))[0] == 405
     status, _, body = await http_get(server.http_url, "/healthz", "HEAD")
     assert status == 200 and body == b""
+
+
+async def test_the_websocket_endpoint_takes_a_query_string(server: Harness) -> None:
+    """(A load balancer routes ``/v1?hunt=H`` to the node hosting the hunt.)"""
+    async with connected(server.url + "?hunt=h", server.token()) as ws:
+        assert (await ws.request({"op": "ping"}))["op"] == "pong"
+
+
+async def test_a_healthz_report_counts_websocket_connections(server: Harness) -> None:
+    async with connected(server.url, server.token()), connected(server.url, server.token()):
+        status, _, body = await http_get(server.http_url, "/healthz")
+        report = json.loads(body)
+        assert status == 200 and report["connections"] == 2
+        assert set(report) == {"status", "seq", "connections", "version"}

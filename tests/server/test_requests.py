@@ -6,7 +6,7 @@ from pathlib import Path
 
 import trio
 
-from thengine.server.app import ServerConfig
+from thengine.server.config import ServerConfig
 
 from .conftest import Harness, SlowVFS, connected, make_hunt, running_server
 
@@ -152,3 +152,15 @@ async def test_the_server_closes_a_silent_connection_that_never_says_hello(db: P
                 reason = await ws.closed()
             assert reason.code == 1008 and "no hello" in reason.reason
 
+
+
+async def test_permessage_deflate_is_negotiated_only_when_the_server_is_told_to(db: Path) -> None:
+    async with running_server(db) as server:  # the default: none (memory per connection)
+        async with connected(server.url, server.token(), deflate=True) as ws:
+            assert ws.ws.extensions == []
+    async with running_server(db, config=ServerConfig(compression="deflate")) as server:
+        async with connected(server.url, server.token(), deflate=True) as ws:
+            assert ws.ws.extensions == ["permessage-deflate"]
+            await make_hunt(ws)
+            reply = await ws.command(join("p1"))
+            assert reply["ok"] and reply["events"][0]["data"]["player_id"] == "p1"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import trio
-from trio_websocket import ConnectionClosed
+from .wsclient import ConnectionClosed
 
 from thengine.storage.store import Store
 from thengine.tokens import issue

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import trio
 
-from thengine.server.app import ServerConfig
+from thengine.server.config import ServerConfig
 
 from .conftest import WS, Harness, connected, make_hunt, running_server
 
@@ -148,7 +148,7 @@ async def test_a_slow_client_is_dropped_while_others_keep_up(db: Path) -> None:
                 # The slow client gets what was written before the drop, then the close.
                 received = []
                 reason = None
-                from trio_websocket import ConnectionClosed
+                from .wsclient import ConnectionClosed
                 with trio.fail_after(10):
                     while reason is None:
                         try:

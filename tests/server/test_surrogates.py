@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trio_websocket import ConnectionClosed
+from .wsclient import ConnectionClosed
 
 from thengine.client import connect
 from thengine.domain.commands import Rejection

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 import trio
 
-from ..server.app import ServerConfig
+from ..server.config import COMPRESSIONS, ServerConfig
 from ..server.protocol import MAX_FRAME_BYTES
 from ..server.run import DEFAULT_LISTEN, ListenError, Running, parse_listen
 from ..server.run import serve as run_server
@@ -27,6 +28,9 @@ from .admin import Command, ensure_secret, open_store, run_async
               help="full: an acknowledged command survives power loss; normal: a crash of the process.")
 @click.option("--max-connections", type=click.IntRange(1), default=10_000, show_default=True,
               help="More connections are closed with 1013.")
+@click.option("--max-unauthenticated", type=click.IntRange(1), default=1_000, show_default=True,
+              help="Connections that have not said hello yet; while this many wait, new clients wait "
+                   "in the listen backlog (none is refused).")
 @click.option("--max-in-flight", type=click.IntRange(1), default=64, show_default=True,
               help="Commands and queries awaiting results, per connection; more get `overloaded`.")
 @click.option("--rate", type=click.FloatRange(0), default=20.0, show_default=True,
@@ -41,10 +45,25 @@ from .admin import Command, ensure_secret, open_store, run_async
 @click.option("--push-linger", type=click.FloatRange(0, 5), default=0.05, show_default=True,
               help="Seconds a client's pushed events may wait to leave together in fewer frames "
                    "(replies never wait); 0 sends each at once.")
+@click.option("--handshake-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              help="Seconds for a new connection to send its HTTP request.")
+@click.option("--hello-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              help="Seconds for a new WebSocket to say hello; the connection is then closed with 1008.")
+@click.option("--ping-interval", type=click.FloatRange(0, min_open=True), default=20.0, show_default=True,
+              help="Seconds of silence after which the server pings a client.")
+@click.option("--ping-timeout", type=click.FloatRange(0, min_open=True), default=20.0, show_default=True,
+              help="Seconds a pinged client has to answer (any frame) before it is closed with 1011.")
+@click.option("--compression", type=click.Choice(COMPRESSIONS), default="none", show_default=True,
+              help="permessage-deflate for clients that offer it (about 100 KiB more per connection).")
 @click.option("--grace", type=click.FloatRange(0), default=10.0, show_default=True,
               help="Seconds to wait at shutdown for clients to get their answers.")
+@click.option("--remember-commands", type=click.IntRange(1), default=100_000, show_default=True,
+              help="Newest command ids kept in memory for idempotent retries; older ones (within 24 h) "
+                   "are looked up in the database.")
 def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, max_in_flight: int, rate: float,
-          burst: int, max_frame: int, client_buffer: int, push_linger: float, grace: float) -> None:
+          burst: int, max_frame: int, client_buffer: int, push_linger: float, max_unauthenticated: int,
+          handshake_timeout: float, hello_timeout: float, ping_interval: float, ping_timeout: float, compression: str, grace: float,
+          remember_commands: int) -> None:
     """Serve DB to game clients and servers over WebSocket at ws://HOST:PORT/v1.
 
     Clients authenticate with a token from `thengine token DB` (admin: anything;
@@ -67,27 +86,42 @@ def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, ma
         fail(str(exc))
     config = ServerConfig(max_connections=max_connections, max_in_flight=max_in_flight, rate=rate, burst=burst,
                           max_frame_bytes=max_frame, client_buffer=client_buffer, push_linger_s=push_linger,
+                          max_unauthenticated=max_unauthenticated, handshake_timeout_s=handshake_timeout,
+                          hello_timeout_s=hello_timeout, ping_interval_s=ping_interval, ping_timeout_s=ping_timeout,
+                          compression=compression,
                           shutdown_grace_s=grace)
     with open_store(db, readonly=False) as store:
         _, made = ensure_secret(store)
     if made:
         click.echo(f"thengine: {db} had no token secret; made one (issue tokens with `thengine token`)", err=True)
     _log_to_stderr()
-    run_async(_serve, db, listen, shards, sync, config)
+    run_async(_serve, db, listen, shards, sync, config, {"remember_commands": remember_commands})
     click.echo("thengine: stopped", err=True)
 
 
-async def _serve(db: str, listen: str, shards: int, sync: str, config: ServerConfig) -> None:
-    async with trio.open_nursery() as nursery:
-        running: Running = await nursery.start(_server, db, listen, shards, sync, config)
-        click.echo(f"thengine: serving {db} at {running.url} (browser client {running.http_url}/, "
-                   f"metrics {running.http_url}/metrics); Ctrl-C stops", err=True)
+#: The server's process holds many long-lived objects (hunts, thousands of connections),
+#: which every full collection walks; collecting less often keeps those pauses rare
+#: (benchmarks/server_load.py --watched, 5,000 watchers: command latency p99 ~400 -> ~80 ms).
+SERVE_GC_THRESHOLDS = (20_000, 20, 20)
 
 
-async def _server(db: str, listen: str, shards: int, sync: str, config: ServerConfig, *,
-                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+async def _serve(db: str, listen: str, shards: int, sync: str, config: ServerConfig,
+                 engine_options: dict[str, Any]) -> None:
+    previous = gc.get_threshold()
+    gc.set_threshold(*SERVE_GC_THRESHOLDS)
+    try:
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(_server, db, listen, shards, sync, config, engine_options)
+            click.echo(f"thengine: serving {db} at {running.url} (browser client {running.http_url}/, "
+                       f"metrics {running.http_url}/metrics); Ctrl-C stops", err=True)
+    finally:
+        gc.set_threshold(*previous)
+
+
+async def _server(db: str, listen: str, shards: int, sync: str, config: ServerConfig,
+                  engine_options: dict[str, Any], *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     await run_server(db, listen=listen, shards=shards, sync=sync, config=config, handle_signals=True,
-                     task_status=task_status)
+                     engine_options=engine_options, task_status=task_status)
 
 
 def _log_to_stderr() -> None:

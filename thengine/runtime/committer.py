@@ -28,7 +28,7 @@ class Entry:
     """One decision waiting for durability: its events and the waiter to wake."""
 
     __slots__ = ("events", "rows", "command", "snapshot", "timers_set", "timers_deleted",
-                 "_done", "_waiter", "on_commit", "error", "result", "catalog")
+                 "_done", "_waiter", "_callback", "on_commit", "error", "result", "catalog")
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
@@ -39,17 +39,43 @@ class Entry:
         self.timers_deleted: list[tuple[str, str]] = []
         self._done = False
         self._waiter: trio.lowlevel.Task | None = None
+        self._callback: Callable[[], None] | None = None
         self.on_commit: Callable[[], None] | None = None
         self.error: BaseException | None = None
         self.result: Any = None
         self.catalog: CatalogRow | None = None
 
+    @property
+    def done(self) -> bool:
+        return self._done
+
     def finish(self) -> None:
-        """Mark the entry decided and durable (or failed), waking its waiter."""
+        """Mark the entry decided and durable (or failed), waking its waiter or calling back."""
         self._done = True
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             trio.lowlevel.reschedule(waiter)
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the entry finishes (at once if it has): no task waits.
+
+        It runs inside `finish`, in the committer's task: it must be quick and must not
+        raise. One callback per entry.
+        """
+        if self._done:
+            callback()
+            return
+        if self._callback is not None:
+            raise RuntimeError("the entry already has a done callback")
+        self._callback = callback
+
+    def raise_error(self) -> None:
+        """Raise `StorageError` if the commit failed."""
+        if self.error is not None:
+            raise StorageError(str(self.error)) from self.error
 
     async def wait(self) -> None:
         """Until committed; raises `StorageError` if the commit failed.
@@ -69,8 +95,7 @@ class Entry:
                 return trio.lowlevel.Abort.SUCCEEDED
 
             await trio.lowlevel.wait_task_rescheduled(abort)
-        if self.error is not None:
-            raise StorageError(str(self.error)) from self.error
+        self.raise_error()
 
 
 class Committer:

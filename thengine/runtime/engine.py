@@ -164,6 +164,33 @@ class Engine:
         so a caller can pipeline many commands (as ``thengine ingest`` does) and
         collect the results later. Raises like `submit`.
         """
+        ticket = self.send_nowait(command, command_id=command_id)
+        if ticket is not None:
+            return ticket
+        entry = Entry()
+        if not wait:
+            entry.result = Result.rejected("overloaded", "the engine is overloaded: try again shortly")
+            entry.finish()
+            return Ticket(self, entry)
+        shard = shard_of(command.hunt_id, self.config.shards)
+        self._backlog[shard] += 1
+        try:
+            await self._inboxes[shard].send(_Request(command, command_id, entry))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._backlog[shard] -= 1
+            raise EngineClosed("the engine is closed") from None
+        except BaseException:
+            self._backlog[shard] -= 1
+            raise
+        return Ticket(self, entry)
+
+    def send_nowait(self, command: Command, *, command_id: str | None = None) -> Ticket | None:
+        """`send` without waiting: the `Ticket`, or None if the command's shard inbox is
+        full (nothing was queued; ``await send(...)`` waits for room in the same order).
+
+        Never yields, so a caller that answers through `Ticket.add_done_callback`
+        needs no task per command. Raises like `submit`.
+        """
         if self.closed:
             raise EngineClosed("the engine is closed")
         if command_id is not None and not (isinstance(command_id, str) and command_id and is_utf8(command_id)):
@@ -178,26 +205,17 @@ class Engine:
             # deciding it right here keeps the per-hunt order and saves a task switch.
             self._handle_or_stop(request)
             return Ticket(self, entry)
-        inbox = self._inboxes[shard]
         self._backlog[shard] += 1
         try:
-            try:
-                # No checkpoint when there is room: the caller yields anyway while it
-                # waits for the result, and a schedule point per command is costly.
-                inbox.send_nowait(request)
-            except trio.WouldBlock:
-                if wait:
-                    await inbox.send(request)
-                else:
-                    self._backlog[shard] -= 1
-                    entry.result = Result.rejected("overloaded", "the engine is overloaded: try again shortly")
-                    entry.finish()
+            # No checkpoint when there is room: the caller yields anyway while it
+            # waits for the result, and a schedule point per command is costly.
+            self._inboxes[shard].send_nowait(request)
+        except trio.WouldBlock:
+            self._backlog[shard] -= 1
+            return None
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self._backlog[shard] -= 1
             raise EngineClosed("the engine is closed") from None
-        except BaseException:
-            self._backlog[shard] -= 1
-            raise
         return Ticket(self, entry)
 
     def _handle_or_stop(self, request: _Request) -> None:
@@ -765,6 +783,34 @@ class Ticket:
         if isinstance(result, CommandRecord):  # a repeat: the first result is in the log
             return await self._engine._replayed(result)
         return result
+
+    @property
+    def done(self) -> bool:
+        """Whether the command is decided and durable (or has failed)."""
+        return self._entry.done
+
+    def add_done_callback(self, callback: Callable[[Ticket], None]) -> None:
+        """Call ``callback(self)`` once `done` (at once if it is), instead of awaiting `result`.
+
+        It runs in the task that finished the command (usually the committer's), so it
+        must be quick and must not raise; it then reads `result_nowait`. One per ticket.
+        """
+        self._entry.add_done_callback(lambda: callback(self))
+
+    def result_nowait(self) -> Result | None:
+        """Once `done`: the result, or None for a repeated command whose first result
+        must be read back from the log (``await result()`` does that).
+
+        Raises:
+            StorageError: the commit failed.
+            RuntimeError: not done yet.
+        """
+        entry = self._entry
+        if not entry.done:
+            raise RuntimeError("the command is not done yet")
+        entry.raise_error()
+        result = entry.result
+        return None if isinstance(result, CommandRecord) else result
 
 
 class _Replay:

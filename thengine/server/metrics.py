@@ -21,7 +21,7 @@ Served at ``GET /metrics`` in the Prometheus text format::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -81,8 +81,27 @@ class ServerMetrics:
                                     registry=registry)
         self.bad_frames = Counter("thengine_bad_frames", "Frames answered with bad_request.", registry=registry)
         self.auth_failures = Counter("thengine_auth_failures", "Hellos refused.", registry=registry)
+        self._command_counters: dict[tuple[str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
         registry.register(_EngineGauges(engine))  # type: ignore[arg-type]
         engine.on_commit_batch(self.on_commit_batch)
+
+    def command(self, type: str, outcome: str, seconds: float | None = None) -> None:
+        """Count one command's outcome (and its latency, if it reached the engine).
+
+        The labelled children are kept, so a command costs two dict lookups here,
+        not two trips through prometheus_client's label lock.
+        """
+        key = (type, outcome)
+        counter = self._command_counters.get(key)
+        if counter is None:
+            counter = self._command_counters[key] = self.commands.labels(type, outcome)
+        counter.inc()
+        if seconds is not None:
+            latency = self._latencies.get(type)
+            if latency is None:
+                latency = self._latencies[type] = self.command_latency.labels(type)
+            latency.observe(seconds)
 
     def on_commit_batch(self, entries: int, events: int, seconds: float) -> None:
         self.commit_latency.observe(seconds)

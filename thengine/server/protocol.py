@@ -1,6 +1,6 @@
 """The network protocol, pure: a frame's text -> a request value, and replies -> text.
 
-No I/O, no clock, no trio: `app.py` does the sockets. Every frame is one JSON object
+No I/O, no clock, no trio: `connection.py` does the sockets. Every frame is one JSON object
 with an ``op``; every request carries a client-chosen ``id`` (an integer or a short
 string) that its reply echoes::
 
@@ -12,6 +12,9 @@ string) that its reply echoes::
            {"op":"events","sub":3,"events":[...]})
     {"op":"unsubscribe","id":4,"sub":3}                -> unsubscribed
     {"op":"ping","id":5}                               -> pong
+    {"op":"watch","id":6,"hunt_id":"h","limit":10,"interval_ms":250,"around":"p1"}
+        -> watching, then {"op":"leaderboard","sub":6,"hunt_id":"h","seq":S,"total":T,
+           "entries":[...],"me":{...}|null} at once and on change, at most once per interval
 
 A frame that is not such an object is a `BadRequest` (answered with
 ``{"op":"error","code":"bad_request",...}``; the connection lives on). A well-formed
@@ -42,8 +45,10 @@ MAX_INT_ID = 2**53  # ids must survive a JavaScript number
 # WebSocket close codes the server uses.
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # the server shuts down
+CLOSE_INVALID_DATA = 1007  # a text frame that is not UTF-8
 CLOSE_POLICY = 1008  # authentication failed or the token expired
 CLOSE_TOO_BIG = 1009  # a frame over the size limit
+CLOSE_INTERNAL = 1011  # no answer to keepalive pings, or the server's storage failed
 CLOSE_TRY_AGAIN = 1013  # too slow to keep up, or too many connections
 MAX_REASON_BYTES = 123  # what fits in a close frame
 
@@ -116,6 +121,17 @@ class PingRequest:
 
 
 @attrs.frozen(kw_only=True)
+class WatchRequest:
+    """A live leaderboard: the top `limit` of `hunt_id`, at most once per `interval_ms`."""
+
+    id: Any
+    hunt_id: str
+    limit: int = 10
+    interval_ms: int = 250
+    around: str | None = None  # whose entry is ``me`` (admins only; a player's is their own)
+
+
+@attrs.frozen(kw_only=True)
 class BadRequest:
     """A frame the server cannot act on; `id` is echoed when the frame had a usable one."""
 
@@ -123,7 +139,12 @@ class BadRequest:
     message: str
 
 
-Request = Union[Hello, CommandRequest, QueryRequest, SubscribeRequest, UnsubscribeRequest, PingRequest]
+Request = Union[Hello, CommandRequest, QueryRequest, SubscribeRequest, UnsubscribeRequest, PingRequest,
+                WatchRequest]
+
+#: `watch` bounds (the engine's `boards` module enforces the same).
+WATCH_LIMITS = (1, 100)
+WATCH_INTERVALS_MS = (50, 10_000)
 
 _FIELDS: dict[str, frozenset[str]] = {
     "hello": frozenset({"op", "token", "id"}),
@@ -132,6 +153,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "subscribe": frozenset({"op", "id", "hunt_id", "after_seq", "batch"}),
     "unsubscribe": frozenset({"op", "id", "sub"}),
     "ping": frozenset({"op", "id"}),
+    "watch": frozenset({"op", "id", "hunt_id", "limit", "interval_ms", "around"}),
 }
 
 
@@ -159,12 +181,27 @@ def _valid_id(value: Any) -> bool:
 def parse_frame(text: str) -> Request | BadRequest:
     """The request in a text frame, or a `BadRequest` saying what is wrong with it."""
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = codec.loads(text)  # the fast path: most frames are plain JSON
+    except ValueError:
+        # Not for orjson (bad JSON, a lone surrogate, a huge integer, deep nesting):
+        # the standard library says what is wrong, or reads what orjson cannot.
+        obj = _slow_loads(text)
+        if isinstance(obj, BadRequest):
+            return obj
+    return _request(obj)
+
+
+def _slow_loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         return BadRequest(id=None, message=f"not valid JSON: {exc.msg} at column {exc.colno}")
     except (ValueError, RecursionError) as exc:
         return BadRequest(id=None, message=f"not valid JSON: {exc}" if isinstance(exc, ValueError) else
                           "not valid JSON: nested too deeply")
+
+
+def _request(obj: Any) -> Request | BadRequest:
     if not isinstance(obj, dict):
         return BadRequest(id=None, message=f"a frame must be a JSON object, got {type(obj).__name__}")
     op = obj.get("op")
@@ -241,12 +278,38 @@ def _ping(rid: Any, obj: dict[str, Any]) -> PingRequest:
     return PingRequest(id=rid)
 
 
+def _bounded_int(obj: dict[str, Any], name: str, default: int, bounds: tuple[int, int]) -> int | str:
+    """The integer field `name` within `bounds`, or the message saying what is wrong."""
+    value = obj.get(name, default)
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return f"{name}: must be an integer from {low} to {high}, got {_got(value)}"
+    return value
+
+
+def _watch(rid: Any, obj: dict[str, Any]) -> WatchRequest | BadRequest:
+    hunt_id = obj.get("hunt_id")
+    if not (isinstance(hunt_id, str) and ID_PATTERN.fullmatch(hunt_id)):
+        return BadRequest(id=rid, message=f"hunt_id: must be a hunt id, got {_got(hunt_id)}")
+    limit = _bounded_int(obj, "limit", 10, WATCH_LIMITS)
+    if isinstance(limit, str):
+        return BadRequest(id=rid, message=limit)
+    interval = _bounded_int(obj, "interval_ms", 250, WATCH_INTERVALS_MS)
+    if isinstance(interval, str):
+        return BadRequest(id=rid, message=interval)
+    around = obj.get("around")
+    if around is not None and not (isinstance(around, str) and ID_PATTERN.fullmatch(around)):
+        return BadRequest(id=rid, message=f"around: must be a player or team id, got {_got(around)}")
+    return WatchRequest(id=rid, hunt_id=hunt_id, limit=limit, interval_ms=interval, around=around)
+
+
 _PARSERS: dict[str, Any] = {
     "command": _command,
     "query": _query,
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,
     "ping": _ping,
+    "watch": _watch,
 }
 
 
@@ -300,6 +363,25 @@ def unsubscribed(rid: Any, sub: Any) -> str:
 
 def pong(rid: Any) -> str:
     return _dumps({"op": "pong", "id": rid})
+
+
+def watching(rid: Any) -> str:
+    """Confirms a watch; its ``leaderboard`` frames carry ``sub`` = the request's id."""
+    return _dumps({"op": "watching", "id": rid, "sub": rid})
+
+
+def leaderboard_prefix(sub: Any) -> bytes:
+    """The start of every ``leaderboard`` frame of watch `sub` (see `leaderboard_frame`)."""
+    return ('{"op":"leaderboard","sub":' + _dumps(sub) + ",").encode()
+
+
+def leaderboard_frame(prefix: bytes, body: bytes, me: dict[str, Any] | None) -> bytes:
+    """``{"op":"leaderboard","sub":S,"hunt_id":H,"seq":Q,"total":T,"entries":[...],"me":M}``.
+
+    `body` is the board's shared members, encoded once for every watcher of the hunt
+    (`runtime.boards.Board.body`); only `me` is encoded per watcher.
+    """
+    return prefix + body + b',"me":' + _dumps(me).encode() + b"}"
 
 
 def event_json(event: StoredEvent, view: str, *, own: bool = False) -> str:

@@ -1,4 +1,9 @@
-"""`serve`: an engine, its ASGI app and hypercorn's trio worker on one port.
+"""`serve`: an engine, its listener and every connection, on one port.
+
+The accept loop is ours: it takes connections while fewer than
+``max_unauthenticated`` of them have not said hello, and otherwise stops accepting
+(newcomers wait in the listen backlog; none is refused), so silent sockets cannot
+lock real clients out. Each accepted stream gets a `Connection` task.
 
 Shutdown (SIGINT/SIGTERM with ``handle_signals``, or `Running.shutdown`): stop
 accepting connections, let every connection answer its requests in flight and close
@@ -8,20 +13,30 @@ A second signal stops waiting for clients (the engine still closes cleanly).
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import socket
-from typing import Any
+import time
+from typing import Any, Callable
 
 import attrs
-import hypercorn.config
-import hypercorn.trio
 import trio
 
+from .._version import __version__
+from ..domain.events import StoredEvent
 from ..errors import ThengineError
-from ..runtime.engine import open_engine
+from ..runtime.engine import Engine, open_engine
 from ..storage.store import Store
-from .app import Server, ServerConfig
+from ..tokens import SECRET_META_KEY, decode_secret
+from . import protocol
+from .config import ServerConfig
+from .connection import Connection
+from .flusher import Flusher
+from .http import Endpoints
+from .hub import Hub
+from .metrics import ServerMetrics
+from .ratelimit import RateLimiter
 
 log = logging.getLogger("thengine.server")
 
@@ -29,10 +44,154 @@ DEFAULT_LISTEN = "127.0.0.1:8765"
 #: A client that leaves sent data unacknowledged this long (e.g. stops reading) is cut
 #: off by the kernel, so a stuck peer cannot hold a connection task forever.
 TCP_USER_TIMEOUT_MS = 30_000
+#: accept() errors that mean "out of file descriptors or memory": wait, then go on.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+#: accept() errors about one connection that died in the backlog: take the next.
+_ACCEPT_SKIP_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR})
+_ACCEPT_PAUSE_S = 0.1
+#: Connections accepted in a row before the accept loop lets other tasks run.
+_ACCEPT_STREAK = 32
+#: What the kernel may hold unsent for one client (it doubles this). A client that
+#: stops reading then backs up into its outbox, which drops it after client_buffer
+#: events, instead of into megabytes of autotuned socket buffer first.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 class ListenError(ThengineError):
     """The server cannot listen where it was told to (bad address, port in use)."""
+
+
+class Server:
+    """The services every connection shares, and the set of connections. One per engine."""
+
+    def __init__(self, engine: Engine, *, reader: Store, config: ServerConfig | None = None,
+                 metrics: ServerMetrics | None = None, clock_s: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.config = config or ServerConfig()
+        self.metrics = metrics or ServerMetrics(engine)
+        self.hub = Hub(engine, self.metrics)
+        self.limiter = RateLimiter(self.config.rate, self.config.burst)
+        self.flusher = Flusher(self.config.push_linger_s)
+        self.endpoints = Endpoints(metrics=lambda: (self.metrics.render(), self.metrics.content_type),
+                                   health=self.health)
+        self.connections = 0  # WebSocket connections, authenticated or not
+        self.unauthenticated = 0  # accepted connections that have not said hello (HTTP ones included)
+        self.closing = False
+        self._live: set[Connection] = set()
+        self._room = trio.Event()  # for the accept loop, under max_unauthenticated again
+        self._all_closed = trio.Event()
+        self._shutdown = trio.Event()
+        self._reader = reader
+        self._reader_lock = trio.Lock()
+        self._clock_s = clock_s
+
+    # -- the connections' bookkeeping ---------------------------------------------------
+    def connection_opened(self, conn: Connection) -> None:
+        self._live.add(conn)
+        self.unauthenticated += 1
+
+    def connection_authenticated_or_gone(self) -> None:
+        self.unauthenticated -= 1
+        if self.unauthenticated < self.config.max_unauthenticated:
+            self._room.set()
+
+    def websocket_opened(self) -> bool:
+        """Count a new WebSocket, unless there are `max_connections` already."""
+        if self.connections >= self.config.max_connections:
+            return False
+        self.connections += 1
+        self.metrics.connections.inc()
+        return True
+
+    def websocket_closed(self) -> None:
+        self.connections -= 1
+        self.metrics.connections.dec()
+
+    def connection_closed(self, conn: Connection) -> None:
+        self._live.discard(conn)
+        if self.closing and not self._live:
+            self._all_closed.set()
+
+    def health(self) -> tuple[dict[str, Any], bool]:
+        """The ``/healthz`` report, and whether the server is shutting down (503)."""
+        return ({"status": "shutting_down" if self.closing else "ok", "seq": self.engine.committed_seq,
+                 "connections": self.connections, "version": __version__}, self.closing)
+
+    # -- shared services ----------------------------------------------------------------
+    async def secret(self) -> bytes | None:
+        """The token secret, read afresh (so a rotation takes effect on the next hello)."""
+        async with self._reader_lock:
+            text = await trio.to_thread.run_sync(self._reader.get_meta, SECRET_META_KEY)
+        return None if text is None else decode_secret(text)
+
+    async def read_events(self, after_seq: int, hunt_id: str | None, until_seq: int, limit: int) -> list[StoredEvent]:
+        """Committed events from the log (subscription catch-up), off the event loop."""
+        reader = self._reader
+
+        def read() -> list[StoredEvent]:
+            return list(reader.read_events(after_seq=after_seq, hunt_id=hunt_id, until_seq=until_seq, limit=limit))
+
+        async with self._reader_lock:
+            return await trio.to_thread.run_sync(read)
+
+    def now_s(self) -> float:
+        return self._clock_s()
+
+    # -- running ------------------------------------------------------------------------
+    def request_shutdown(self) -> None:
+        """Begin a graceful shutdown (what SIGTERM does)."""
+        self._shutdown.set()
+
+    async def serve(self, listener: socket.socket, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept and serve connections on the listening socket until shutdown; returns
+        once every one has closed (or `shutdown_grace_s` has passed: the rest are cancelled)."""
+        async with trio.open_nursery() as connections:
+            await connections.start(self.flusher.run)
+            async with trio.open_nursery() as accepting:
+                accepting.start_soon(self._accept_loop, listener, connections)
+                task_status.started()
+                await self._shutdown.wait()
+                accepting.cancel_scope.cancel()
+            trio.lowlevel.notify_closing(listener)
+            listener.close()
+            self.closing = True
+            for conn in list(self._live):
+                conn.begin_close(protocol.CLOSE_GOING_AWAY, "the server is shutting down")
+            if self._live:
+                with trio.move_on_after(self.config.shutdown_grace_s):
+                    await self._all_closed.wait()
+            connections.cancel_scope.cancel()  # (the flusher, and whoever did not close in time)
+
+    async def _accept_loop(self, listener: socket.socket, connections: trio.Nursery) -> None:
+        limit = self.config.max_unauthenticated
+        streak = 0
+        while True:
+            while self.unauthenticated >= limit:  # newcomers wait in the listen backlog
+                self._room = trio.Event()
+                await self._room.wait()
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                streak = 0
+                await trio.lowlevel.wait_readable(listener)
+                continue
+            except OSError as exc:
+                if exc.errno in _ACCEPT_SKIP_ERRNOS:
+                    continue
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                log.warning("accepting a connection failed (%s); waiting %g s", exc.strerror, _ACCEPT_PAUSE_S)
+                await trio.sleep(_ACCEPT_PAUSE_S)
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            connections.start_soon(Connection(self, sock).run)
+            streak += 1
+            if streak >= _ACCEPT_STREAK:
+                streak = 0
+                await trio.lowlevel.checkpoint()
 
 
 @attrs.frozen(kw_only=True)
@@ -72,8 +231,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (listened on by hypercorn). Raises `ListenError` with the reason."""
+def listen_socket(host: str, port: int, backlog: int = 4096) -> socket.socket:
+    """A bound, listening TCP socket. Raises `ListenError` with the reason."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -85,21 +244,12 @@ def listen_socket(host: str, port: int) -> socket.socket:
         if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux; accepted sockets inherit it
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
         sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
-
-
-def _hypercorn_config(config: ServerConfig, fd: int) -> hypercorn.config.Config:
-    hc = hypercorn.config.Config()
-    hc.bind = [f"fd://{fd}"]
-    hc.websocket_max_message_size = config.max_frame_bytes  # bigger frames: close 1009
-    hc.graceful_timeout = config.shutdown_grace_s
-    hc.backlog = 1024
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("thengine.server.http")
-    return hc
 
 
 async def serve(db: str, *, listen: str = DEFAULT_LISTEN, shards: int = 4, sync: str = "full",
@@ -114,7 +264,7 @@ async def serve(db: str, *, listen: str = DEFAULT_LISTEN, shards: int = 4, sync:
     """
     config = config or ServerConfig()
     host, port = parse_listen(listen)
-    sock = listen_socket(host, port)
+    sock = listen_socket(host, port, config.backlog)
     bound_host, bound_port = sock.getsockname()[:2]
     try:
         async with open_engine(db, shards=shards, sync=sync, **(engine_options or {})) as engine:
@@ -124,22 +274,19 @@ async def serve(db: str, *, listen: str = DEFAULT_LISTEN, shards: int = 4, sync:
                 async with trio.open_nursery() as nursery:
                     if handle_signals:
                         await nursery.start(_watch_signals, server, nursery.cancel_scope)
-                    await nursery.start(server.run_hub)
-                    fd, sock = sock.detach(), None  # hypercorn owns the socket from here
-                    await nursery.start(_run_http, server, _hypercorn_config(config, fd), nursery.cancel_scope)
+                    await nursery.start(server.hub.run)
+                    await nursery.start(_serve_then_stop, server, sock, nursery.cancel_scope)
                     task_status.started(Running(host=bound_host, port=bound_port, server=server))
             finally:
                 reader.close()
     finally:
-        if sock is not None:
-            sock.close()
+        sock.close()
 
 
-async def _run_http(server: Server, hc: hypercorn.config.Config, done: trio.CancelScope, *,
-                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """hypercorn until it has shut down; then the hub and the signal watcher stop too."""
-    await hypercorn.trio.serve(server, hc, shutdown_trigger=server.shutdown_trigger,  # type: ignore[arg-type]
-                               task_status=task_status, mode="asgi")
+async def _serve_then_stop(server: Server, listener: socket.socket, done: trio.CancelScope, *,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The connections until shutdown; then the hub and the signal watcher stop too."""
+    await server.serve(listener, task_status=task_status)
     done.cancel()
 
 
