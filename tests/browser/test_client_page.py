@@ -44,8 +44,11 @@ def test_a_players_board_shows_a_rival_overtaking_it_without_a_reload(
     zoe.join(hunt)
     ann.expect_board((1, "ann", 0, 0), (2, "zoe", 0, 0))
 
+    own_row = ann.page.locator("#board tr.me")
+    expect(own_row).to_contain_text("ann")  # the live board (`watch` with `me`) marks her row
     zoe.answer("The harbour", "anchor")
     ann.expect_board((1, "zoe", 10, 1), (2, "ann", 0, 0))
+    expect(own_row.locator("td").first).to_have_text("2")  # her own rank, moved down by the watch
     expect(ann.page.locator("#score")).to_contain_text("score 0, rank 2")
     expect(ann.page.locator("#log")).to_contain_text("zoe solved harbour (+10)")
 
