@@ -14,13 +14,18 @@ from playwright.sync_api import expect
 from .conftest import Phone
 
 
+def ann_then_zoe(hunt: str, phone: Callable[[], Phone]) -> tuple[Phone, Phone]:
+    """Two phones in the hunt: ann joined first, so she leads while both have 0."""
+    ann, zoe = phone(), phone()
+    for player, name in ((ann, "ann"), (zoe, "zoe")):
+        player.connect(name)
+        player.join(hunt)
+    return ann, zoe
+
+
 def test_a_player_answers_wrong_then_right_and_sees_its_score_and_rank_change(
         hunt: str, phone: Callable[[], Phone]) -> None:
-    ann, zoe = phone(), phone()
-    ann.connect("ann")
-    ann.join(hunt)
-    zoe.connect("zoe")
-    zoe.join(hunt)
+    ann, zoe = ann_then_zoe(hunt, phone)
     expect(zoe.page.locator("#score")).to_contain_text("score 0, rank 2")
     zoe.expect_board((1, "ann", 0, 0), (2, "zoe", 0, 0))
 
@@ -37,11 +42,7 @@ def test_a_player_answers_wrong_then_right_and_sees_its_score_and_rank_change(
 
 def test_a_players_board_shows_a_rival_overtaking_it_without_a_reload(
         hunt: str, phone: Callable[[], Phone]) -> None:
-    ann, zoe = phone(), phone()
-    ann.connect("ann")
-    ann.join(hunt)
-    zoe.connect("zoe")
-    zoe.join(hunt)
+    ann, zoe = ann_then_zoe(hunt, phone)
     ann.expect_board((1, "ann", 0, 0), (2, "zoe", 0, 0))
 
     own_row = ann.page.locator("#board tr.me")
@@ -55,11 +56,7 @@ def test_a_players_board_shows_a_rival_overtaking_it_without_a_reload(
 
 def test_what_a_player_is_typing_survives_a_board_update(
         hunt: str, phone: Callable[[], Phone]) -> None:
-    ann, zoe = phone(), phone()
-    ann.connect("ann")
-    ann.join(hunt)
-    zoe.connect("zoe")
-    zoe.join(hunt)
+    ann, zoe = ann_then_zoe(hunt, phone)
     zoe.answer_box("The harbour").fill("anch")
 
     ann.answer("The harbour", "anchor")

@@ -219,12 +219,18 @@ class WS:
 
     async def closed(self, timeout: float = 5.0) -> Any:
         """Read until the server closes the connection; returns the CloseReason."""
+        return (await self.replies_until_closed(timeout))[1]
+
+    async def replies_until_closed(self, timeout: float = 5.0) -> tuple[dict[Any, dict[str, Any]], Any]:
+        """Every frame read until the server closes, by request id, and the CloseReason."""
+        frames: dict[Any, dict[str, Any]] = {}
         with trio.fail_after(timeout):
             while True:
                 try:
-                    await self.recv(timeout)
+                    frame = await self.recv(timeout)
                 except ConnectionClosed as exc:
-                    return exc.reason
+                    return frames, exc.reason
+                frames[frame.get("id")] = frame
 
 
 def _events_of(frame: dict[str, Any]) -> list[dict[str, Any]]:

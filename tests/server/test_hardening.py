@@ -202,15 +202,7 @@ async def test_storage_failure_answers_every_command_in_flight_then_closes_with_
         for i in ids:
             await ws.send({"op": "command", "id": i, "command": {"type": "join_hunt", "hunt_id": "h",
                                                                   "player_id": f"p{i}"}})
-        answered: dict[int, dict] = {}
-        with trio.fail_after(10):
-            while True:
-                try:
-                    frame = await ws.recv()
-                except ConnectionClosed as exc:
-                    reason = exc.reason
-                    break
-                answered[frame["id"]] = frame
+        answered, reason = await ws.replies_until_closed(10)
         assert sorted(answered) == ids
         for frame in answered.values():
             failed = frame["op"] == "error" or (frame["op"] == "result" and not frame["ok"])

@@ -33,15 +33,7 @@ async def test_shutdown_answers_commands_in_flight_then_closes_with_1001(db: Pat
                 await ws.send({"op": "command", "id": i, "command": join(f"p{i}")})
             await trio.sleep(0.02)
             server.running.shutdown()
-            results = {}
-            with trio.fail_after(10):
-                while True:
-                    try:
-                        frame = await ws.recv()
-                    except ConnectionClosed as exc:
-                        reason = exc.reason
-                        break
-                    results[frame["id"]] = frame
+            results, reason = await ws.replies_until_closed(10)
             assert (reason.code, reason.reason) == (1001, "the server is shutting down")
             assert sorted(results) == list(range(20)) and all(r["ok"] for r in results.values())
             assert (await watcher.closed()).code == 1001
