@@ -707,6 +707,10 @@ def _problems(result: dict[str, Any]) -> list[str]:
     log = result.get("server_log") or {}
     if log.get("tracebacks"):
         out.append(f"    the server logged {log['tracebacks']} tracebacks")
+    if log.get("exit") not in (0, None):
+        out.append(f"    the server exited with {log['exit']} (0 after a graceful shutdown)")
+    if (result.get("subscribe") or {}).get("sequence_breaks"):
+        out.append(f"    subscribers saw {result['subscribe']['sequence_breaks']} gaps or repeats in the seqs")
     return out
 
 
@@ -766,7 +770,9 @@ def print_report(report: dict[str, Any]) -> None:
             x = r[label]
             sub = x.get("subscribe") or {}
             extra = (f"; {sub.get('subscribed')} subscribed, {sub.get('events'):,} events pushed "
-                     f"({sub.get('events_per_s')}/s), push lag ms {_lat(sub.get('push_lag_ms', {}))}") if sub else ""
+                     f"({sub.get('events_per_s')}/s, {sub.get('sequence_breaks')} gaps or repeats), "
+                     f"push lag ms {_lat(sub.get('push_lag_ms', {}))}; load client "
+                     f"{x.get('client_cpu_share')} of a core") if sub else ""
             print(f"  {label}: {x.get('commands_per_s')} commands/s, latency ms {_lat(x.get('latency_ms', {}))}; "
                   f"server CPU {x.get('server_cpu_us_per_command')} µs/command ({x.get('server_cpu_share')} of a core)"
                   f"{extra}")

@@ -1,4 +1,6 @@
-"""The outbox without sockets: order, batching, latest-board slots, slow-client detection."""
+"""The outbox without sockets: order, batching of catch-up events, latest-board slots, slow-client detection.
+
+(Live subscriptions, read from the hub's shared feeds, are in test_hub.py.)"""
 
 from __future__ import annotations
 
@@ -30,8 +32,7 @@ def outbox(client_buffer: int = 100, reply_limit: int = 100) -> tuple[Outbox, Ov
 
 
 def sub(box: Outbox, sub_id: Any, *, batch: bool = False, after_seq: int = 0) -> SubHandle:
-    return SubHandle(box, sub_id, hunt_id="h", view="admin", player_id=None, after_seq=after_seq, batch=batch,
-                     limit=100)
+    return SubHandle(box, sub_id, hunt_id="h", view="admin", player_id=None, after_seq=after_seq, batch=batch)
 
 
 def event(seq: int) -> bytes:

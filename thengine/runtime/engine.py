@@ -39,6 +39,7 @@ from .committer import Committer, Entry
 from .idempotency import RecentCommands
 from .recovery import LIFECYCLE, catalog_row, rebuild
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
+from .feed import Feed
 from .subscriptions import Subscription
 from .timers import TimerQueue
 
@@ -126,7 +127,8 @@ class Engine:
         self._commands = RecentCommands(config.remember_commands)
         self._lookups: list[_Lookup] = []  # served by the replay reader, with the replays
         self._inflight: dict[str, tuple[str, Entry]] = {}
-        self._subscribers: set[Subscription] = set()
+        self._feeds: dict[tuple[str | None, Any], Feed[Any]] = {}  # (hunt_id, key) -> feed
+        self._hunt_feeds: dict[str | None, list[Feed[Any]]] = {}  # hunt_id (None: all) -> its feeds
         self.boards = BoardFeeds(self)
         self.timers = TimerQueue(config.clock)
         self._last_now = 0
@@ -273,7 +275,22 @@ class Engine:
         try:
             yield sub
         finally:
-            self._subscribers.discard(sub)
+            sub.close()
+
+    def feed(self, hunt_id: str | None, key: Any, encode: Callable[[StoredEvent], Any], *,
+             on_trim: Callable[[int], None] | None = None) -> Feed[Any]:
+        """The feed of `hunt_id`'s committed events (None: every hunt's) kept as ``encode``
+        makes them, shared by every reader that asks with the same `key`; made on first use
+        and forgotten when its last cursor closes. See `feed.Feed`."""
+        if self.closed:
+            raise EngineClosed("the engine is closed")
+        feed = self._feeds.get((hunt_id, key))
+        if feed is None:
+            feed = Feed(hunt_id, encode, floor=self.committed_seq, read_log=self._read_events,
+                        on_empty=functools.partial(self._forget_feed, key), on_trim=on_trim)
+            self._feeds[(hunt_id, key)] = feed
+            self._hunt_feeds.setdefault(hunt_id, []).append(feed)
+        return feed
 
     @asynccontextmanager
     async def watch_leaderboard(self, hunt_id: str, *, limit: int = 10, interval_s: float = 0.25,
@@ -315,21 +332,35 @@ class Engine:
         """Call ``callback(entries, events, seconds)`` after every committed batch (metrics)."""
         self.committer.on_batch = callback
 
-    # -- subscriptions ------------------------------------------------------------------
-    def _register(self, sub: Subscription) -> None:
-        if self.closed:
-            sub.close()
-        else:
-            self._subscribers.add(sub)
+    # -- feeds --------------------------------------------------------------------------
+    def _forget_feed(self, key: Any, feed: Feed[Any]) -> None:
+        if self._feeds.get((feed.hunt_id, key)) is feed:
+            del self._feeds[(feed.hunt_id, key)]
+            feeds = self._hunt_feeds[feed.hunt_id]
+            feeds.remove(feed)
+            if not feeds:
+                del self._hunt_feeds[feed.hunt_id]
 
     def _publish(self, events: list[StoredEvent]) -> None:
-        dropped = [sub for sub in self._subscribers if not sub.offer(events)]
-        for sub in dropped:
-            self._subscribers.discard(sub)
+        """From the committer, after COMMIT: every feed of each event's hunt takes it."""
+        by_hunt = self._hunt_feeds
+        if not by_hunt:
+            return
+        everything = by_hunt.get(None, ())
+        for event in events:
+            for feed in by_hunt.get(event.hunt_id, ()):
+                feed.append(event)
+            for feed in everything:
+                feed.append(event)
 
     async def _read_events(self, **kwargs: Any) -> list[StoredEvent]:
         async with self._reader_lock:
             return await trio.to_thread.run_sync(lambda: list(self._reader.read_events(**kwargs)))
+
+    async def read_meta(self, key: str) -> str | None:
+        """A value of the database's meta table (such as the token secret), read afresh."""
+        async with self._reader_lock:
+            return await trio.to_thread.run_sync(self._reader.get_meta, key)
 
     async def _replayed(self, record: CommandRecord) -> Result:
         """The first result of a command_id seen before: its events, read back.
@@ -748,9 +779,8 @@ class Engine:
         await self.committer.drain()
         while self._replays:
             await trio.sleep(0.001)
-        for sub in list(self._subscribers):
-            sub.close()
-        self._subscribers.clear()
+        for feed in list(self._feeds.values()):
+            feed.close()
         self.boards.close()
 
 
@@ -888,9 +918,10 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
                 try:
                     yield engine
                 finally:
-                    with trio.move_on_after(config.shutdown_grace_s) as scope:
-                        scope.shield = True
-                        await engine._shutdown()
+                    if not nursery.cancel_scope.cancel_called:  # (else an engine task failed: no waiting)
+                        with trio.move_on_after(config.shutdown_grace_s) as scope:
+                            scope.shield = True
+                            await engine._shutdown()
                     nursery.cancel_scope.cancel()
     finally:
         for opened in reversed(stores):  # the writer last: its close checkpoints the WAL

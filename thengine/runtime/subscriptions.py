@@ -1,10 +1,9 @@
-"""Subscriptions: catch up from the log, then go live, with no gap and no duplicate.
+"""`Engine.subscribe`: a cursor on the engine's feed of events, as an async iterator.
 
-A subscription reads committed events from the database in chunks until it reaches
-the engine's committed `seq`; in the same synchronous step it registers for live
-events, which the committer publishes only after COMMIT. Its live buffer is bounded:
-a subscriber that falls behind is dropped (`SubscriberTooSlow`, carrying the last seq
-it received) instead of slowing the engine; it can resume with ``after_seq``.
+The cursor catches up from the log, then goes live with no gap and no duplicate (see
+`feed.Feed`). A subscriber that falls more than its ``buffer`` of events behind is
+dropped (`SubscriberTooSlow`, carrying the last seq it received) instead of slowing the
+engine; it can resume with ``after_seq``.
 """
 
 from __future__ import annotations
@@ -22,78 +21,58 @@ if TYPE_CHECKING:
 
 CATCH_UP_CHUNK = 1000
 
+#: The key of the engine's feeds of plain `StoredEvent`s.
+EVENTS = "events"
+
+
+def _same(event: StoredEvent) -> StoredEvent:
+    return event
+
 
 class Subscription:
     """An async iterator of `StoredEvent`s in `seq` order; use via `Engine.subscribe`."""
 
     def __init__(self, engine: Engine, *, hunt_id: str | None, after_seq: int, buffer: int) -> None:
-        self._engine = engine
         self.hunt_id = hunt_id
-        self.last_seq = after_seq
-        self._read_to = after_seq
+        self.last_seq = after_seq  # the last seq handed out
         self._limit = buffer
         self._buffer: deque[StoredEvent] = deque()
         self._wake = trio.Event()
-        self._live = False
-        self._dropped = False
-        self._closed = False
+        self._cursor = engine.feed(hunt_id, EVENTS, _same).cursor(after_seq=after_seq, limit=buffer,
+                                                                   on_ready=self._ready)
 
-    # -- called by the engine (synchronously, on the trio loop) -------------------------
-    def offer(self, events: list[StoredEvent]) -> bool:
-        """Take live events; returns False when this subscriber must be dropped."""
-        hunt_id = self.hunt_id
-        buffer = self._buffer
-        for event in events:
-            if hunt_id is None or event.hunt_id == hunt_id:
-                buffer.append(event)
-        if len(buffer) > self._limit:
-            buffer.clear()
-            self._dropped = True
-            self._wake.set()
-            return False
-        if buffer:
-            self._wake.set()
-        return True
-
-    def close(self) -> None:
-        self._closed = True
+    def _ready(self) -> None:
         self._wake.set()
 
-    # -- the consumer side -------------------------------------------------------------
+    def close(self) -> None:
+        self._cursor.close()
+
     def __aiter__(self) -> AsyncIterator[StoredEvent]:
         return self
 
     async def __anext__(self) -> StoredEvent:
+        cursor = self._cursor
         while not self._buffer:
-            if self._dropped:
+            if cursor.dropped:
                 raise SubscriberTooSlow(
                     f"subscriber fell more than {self._limit} events behind and was dropped; "
                     f"resume with after_seq={self.last_seq}", last_seq=self.last_seq)
-            if self._closed:
+            if cursor.live:
+                start, end = cursor.take(CATCH_UP_CHUNK)
+                if end > start:
+                    base = cursor.feed.base
+                    self._buffer.extend(cursor.feed.items[start - base:end - base])
+                    break
+                if cursor.closed:
+                    raise StopAsyncIteration
+                self._wake = trio.Event()
+                await self._wake.wait()
+            elif cursor.closed:
                 raise StopAsyncIteration
-            if not self._live:
-                await self._catch_up()
-                continue
-            self._wake = trio.Event()
-            await self._wake.wait()
+            else:
+                events, reached = await cursor.read_log(CATCH_UP_CHUNK)
+                self._buffer.extend(events)
+                cursor.read_to(reached)
         event = self._buffer.popleft()
         self.last_seq = event.seq
-        if not self._live and not self._buffer and self._read_to >= self._engine.committed_seq:
-            self._go_live()
         return event
-
-    def _go_live(self) -> None:
-        self._live = True
-        self._engine._register(self)
-
-    async def _catch_up(self) -> None:
-        """Read the next chunk of the log, or go live once everything committed is read."""
-        engine = self._engine
-        until = engine.committed_seq
-        if self._read_to >= until:
-            self._go_live()
-            return
-        events = await engine._read_events(after_seq=self._read_to, hunt_id=self.hunt_id,
-                                           until_seq=until, limit=CATCH_UP_CHUNK)
-        self._read_to = events[-1].seq if len(events) == CATCH_UP_CHUNK else until
-        self._buffer.extend(events)

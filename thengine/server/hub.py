@@ -1,24 +1,28 @@
-"""The fan-out of committed events to every subscribed connection, encoded once per view.
+"""The fan-out of committed events to subscribed connections: one buffer per (hunt, view).
 
-ONE engine subscription feeds the `Hub`; each event is encoded once per view (admin,
-player; a player's own private event once more for that player) and the same bytes
-are queued for every subscriber of that view, so the engine publishes to a single
-subscriber however many clients listen. A subscription that starts in the past
-(``after_seq``) is caught up from the log by its connection while the hub keeps the
-newer events for it (`SubHandle.pending`); it then goes live with no gap and no
-duplicate, because events are only ever queued in increasing `seq`.
+Each view of a hunt (admin, player; or of every hunt) is one engine `Feed` whose
+entries are the events' JSON in that view, encoded once. A subscription is a `Cursor`
+on it, a read position rather than a copy, so an event costs the hub one encoding
+per view however many clients listen, and waking the listeners costs one call each
+per burst. A batching subscriber reads everything new in one ``events`` frame whose
+body (the joined events) is built once and shared by every subscriber at the same
+place. A player's own private events (their hint texts, their wrong answers) are
+encoded once more for that player and spliced into that player's frames only.
+
+A subscription that starts in the past (``after_seq``) reads the log through its
+cursor (`Session` does, pacing itself by the outbox's room), then goes live with no
+gap and no duplicate (see `runtime.feed`).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from bisect import bisect_right
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
-
-import trio
 
 from ..domain import views
 from ..domain.events import StoredEvent
-from ..errors import EngineClosed, SubscriberTooSlow
+from ..runtime.feed import Cursor, Feed
 from . import protocol
 from .metrics import ServerMetrics
 
@@ -29,10 +33,10 @@ if TYPE_CHECKING:
 #: The view key of a player's own private events (hint texts, their wrong answers).
 OWN = "own"
 _PRIVATE_EVENTS = frozenset({"hint_revealed", "answer_wrong"})
-HUB_BUFFER = 50_000
-HUB_YIELD_EVENTS = 64  # keep well below ServerConfig.client_buffer
-HUB_YIELD_DELIVERIES = 4000
 ENCODE_CACHE = 4096
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 256 * 1024
+_BODIES = 32  # shared batch bodies kept per feed (readers at different places)
 
 
 def encode(event: StoredEvent, key: str) -> bytes:
@@ -42,14 +46,122 @@ def encode(event: StoredEvent, key: str) -> bytes:
     return protocol.event_json(event, key).encode()
 
 
+def owner(event: StoredEvent) -> str | None:
+    """The player whose private event this is (they alone see all of it), or None."""
+    return event.data.get("player_id") if event.type in _PRIVATE_EVENTS else None
+
+
+class ViewFeed:
+    """The server's side of one engine feed: the view's encodings, private ones, shared bodies."""
+
+    def __init__(self, engine: Engine, hunt_id: str | None, view: str, metrics: ServerMetrics) -> None:
+        self.view = view
+        self._encodings = metrics.encodings.labels(view)
+        self._own_encodings = metrics.encodings.labels(views.PLAYER)
+        self.pushed = metrics.pushed.labels(view)
+        self.own: dict[int, tuple[str, StoredEvent | bytes]] = {}  # seq -> (player, event or their encoding)
+        self.owners: dict[str, list[int]] = {}  # player -> seqs of their private events held
+        self._bodies: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
+        self.feed: Feed[bytes] = engine.feed(hunt_id, ("json", view, id(self)), self._encode, on_trim=self._trimmed)
+
+    def _encode(self, event: StoredEvent) -> bytes:
+        self._encodings.inc()
+        if self.view == views.PLAYER:
+            player = owner(event)
+            if player is not None:  # its owner's encoding is made when (if) the owner reads it
+                self.own[event.seq] = (player, event)
+                self.owners.setdefault(player, []).append(event.seq)
+        return encode(event, self.view)
+
+    def _own(self, seq: int, player: str) -> bytes | None:
+        """`player`'s own encoding of the private event at `seq`, if it is theirs."""
+        found = self.own.get(seq)
+        if found is None or found[0] != player:
+            return None
+        if isinstance(found[1], StoredEvent):
+            self._own_encodings.inc()
+            found = self.own[seq] = (player, encode(found[1], OWN))
+        return found[1]  # type: ignore[return-value]
+
+    def _trimmed(self, floor: int) -> None:
+        """The feed let go of every entry up to `floor`: so do the private encodings."""
+        gone = [seq for seq in self.own if seq <= floor]
+        if not gone:
+            return
+        for seq in gone:
+            del self.own[seq]
+        for player in {player for player, seqs in self.owners.items() if seqs[0] <= floor}:
+            seqs = self.owners[player]
+            del seqs[:bisect_right(seqs, floor)]
+            if not seqs:
+                del self.owners[player]
+
+    def _mine(self, player: str | None, after: int, upto: int) -> bool:
+        """Whether `player` has a private event with a seq in ``(after, upto]``."""
+        seqs = self.owners.get(player) if player is not None else None
+        return bool(seqs) and bisect_right(seqs, upto) > bisect_right(seqs, after)  # type: ignore[arg-type]
+
+    def _parts(self, start: int, end: int, player: str | None) -> list[bytes]:
+        feed = self.feed
+        base = feed.base
+        parts = feed.items[start - base:end - base]
+        if player is not None and self._mine(player, feed.seqs[start - base] - 1, feed.seqs[end - 1 - base]):
+            seqs = feed.seqs
+            for i in range(len(parts)):
+                mine = self._own(seqs[start - base + i], player)
+                if mine is not None:
+                    parts[i] = mine
+        return parts
+
+    def _batch_end(self, start: int) -> tuple[int, bytes]:
+        """Where a batch read from `start` now ends, and its body: made once for every reader there."""
+        feed = self.feed
+        key = (start, feed.head)
+        hit = self._bodies.get(key)
+        if hit is None:
+            items, base = feed.items, feed.base
+            i = start - base
+            stop = min(len(items), i + MAX_BATCH_EVENTS)
+            j, size = i, 0
+            while j < stop and size < MAX_BATCH_BYTES:
+                size += len(items[j])
+                j += 1
+            hit = self._bodies[key] = (j + base, b",".join(items[i:j]))
+            if len(self._bodies) > _BODIES:
+                self._bodies.popitem(last=False)
+        return hit
+
+    def read(self, handle: SubHandle, frames: list[bytes]) -> None:
+        """Append `handle`'s frames for what it has not read yet (its cursor is live)."""
+        cursor = handle.cursor
+        player = handle.player_id
+        if not handle.batch:
+            start, end = cursor.take(cursor.limit)
+            if end > start:
+                prefix = handle.prefix
+                frames.extend([prefix + data + b"}" for data in self._parts(start, end, player)])
+                self.pushed.inc(end - start)
+            return
+        while cursor.pos is not None and cursor.pos < self.feed.head:
+            end, body = self._batch_end(cursor.pos)
+            after = cursor.last_seq
+            start, end = cursor.take(end - cursor.pos)
+            if end <= start:
+                return
+            if player is not None and self._mine(player, after, cursor.last_seq):
+                body = b",".join(self._parts(start, end, player))
+            frames.append(handle.prefix + body + b"]}")
+            self.pushed.inc(end - start)
+
+
 class SubHandle:
-    """One subscription of one connection, as the hub and the outbox see it."""
+    """One subscription of one connection: its cursor, and how its frames look."""
 
     __slots__ = ("outbox", "id", "hunt_id", "view", "player_id", "batch", "prefix", "last_seq", "sent_seq",
-                 "pending", "limit", "overflowed", "closed")
+                 "cursor", "source", "closed")
 
     def __init__(self, outbox: Outbox, sub_id: Any, *, hunt_id: str | None, view: str, player_id: str | None,
-                 after_seq: int, batch: bool, limit: int) -> None:
+                 after_seq: int, batch: bool) -> None:
         self.outbox = outbox
         self.id = sub_id
         self.hunt_id = hunt_id
@@ -57,74 +169,70 @@ class SubHandle:
         self.player_id = player_id
         self.batch = batch
         self.prefix = (protocol.events_prefix(sub_id) if batch else protocol.event_prefix(sub_id)).encode()
-        self.last_seq = after_seq  # the last seq queued for the client
+        self.last_seq = after_seq  # the last seq queued for the client while catching up
         self.sent_seq = after_seq  # the last seq handed to the socket
-        # While catching up from the log: the hub's newer events, kept for the hand-over.
-        self.pending: deque[tuple[int, bytes]] | None = None
-        self.limit = limit  # events kept in `pending` before catch-up reads them from the log instead
-        self.overflowed = False
+        self.cursor: Cursor[bytes] | None = None
+        self.source: ViewFeed | None = None
         self.closed = False
 
     def view_key(self, event: StoredEvent) -> str:
         """Which encoding of `event` this subscriber gets."""
-        if (self.player_id is not None and event.type in _PRIVATE_EVENTS
-                and event.data.get("player_id") == self.player_id):
+        if self.player_id is not None and owner(event) == self.player_id:
             return OWN
         return self.view
 
-    def deliver(self, seq: int, data: bytes) -> None:
-        """From the hub: a live event (synchronous, never blocks)."""
-        pending = self.pending
-        if pending is None:
-            self.outbox.push_event(self, seq, data)
-        elif not self.overflowed:
-            if len(pending) >= self.limit:
-                self.overflowed = True  # catch-up reads these from the log instead
-                pending.clear()
-            else:
-                pending.append((seq, data))
+    def ready(self) -> None:
+        """From the cursor: something new to read, or dropped (too slow), or the feed closed."""
+        if not self.closed:
+            self.outbox.events_ready(self)
+
+    def read(self, frames: list[bytes]) -> bool:
+        """Append the frames of what is new; whether there was anything."""
+        assert self.source is not None and self.cursor is not None
+        if not self.cursor.live:
+            return False
+        before = len(frames)
+        self.source.read(self, frames)
+        return len(frames) > before
 
 
 class Hub:
-    """Fans the engine's committed events out to subscribers, encoding once per view."""
+    """Subscriptions on the engine's feeds, one `ViewFeed` per (hunt, view) in use."""
 
     def __init__(self, engine: Engine, metrics: ServerMetrics) -> None:
         self._engine = engine
         self._metrics = metrics
-        self.position = 0  # the last seq the hub has dispatched
-        self._by_hunt: dict[str, dict[SubHandle, None]] = {}
-        self._everything: dict[SubHandle, None] = {}
-        self._dispatching = False
-        self._doomed: list[SubHandle] = []
+        self._feeds: dict[tuple[str | None, str], ViewFeed] = {}
         self._encoded: OrderedDict[tuple[int, str], bytes] = OrderedDict()
 
-    def add(self, handle: SubHandle) -> int:
-        """Register `handle`; returns the hub's position: every later event reaches it."""
-        group = self._everything if handle.hunt_id is None else self._by_hunt.setdefault(handle.hunt_id, {})
-        group[handle] = None
+    @property
+    def position(self) -> int:
+        """The last seq committed: a subscription from now starts after it."""
+        return self._engine.committed_seq
+
+    def add(self, handle: SubHandle, *, limit: int) -> Cursor[bytes]:
+        """Start `handle`'s cursor after its ``last_seq``; it is live at once if that is now."""
+        key = (handle.hunt_id, handle.view)
+        source = self._feeds.get(key)
+        if source is None or not source.feed.cursors:  # (a feed without readers is gone)
+            source = self._feeds[key] = ViewFeed(self._engine, handle.hunt_id, handle.view, self._metrics)
+        handle.source = source
+        handle.cursor = source.feed.cursor(after_seq=handle.last_seq, limit=limit, on_ready=handle.ready)
         self._metrics.subscribers.inc()
-        return self.position
+        return handle.cursor
 
     def remove(self, handle: SubHandle) -> None:
         """Stop delivering to `handle` (idempotent); the outbox skips what it still holds."""
         if handle.closed:
             return
         handle.closed = True
-        if self._dispatching:
-            self._doomed.append(handle)  # not while iterating its group
+        if handle.cursor is None or handle.source is None:
             return
-        self._forget(handle)
-
-    def _forget(self, handle: SubHandle) -> None:
-        if handle.hunt_id is None:
-            removed = self._everything.pop(handle, False) is None
-        else:
-            group = self._by_hunt.get(handle.hunt_id)
-            removed = group is not None and group.pop(handle, False) is None
-            if group is not None and not group:
-                del self._by_hunt[handle.hunt_id]
-        if removed:
-            self._metrics.subscribers.dec()
+        handle.cursor.close()
+        self._metrics.subscribers.dec()
+        key = (handle.hunt_id, handle.view)
+        if not handle.source.feed.cursors and self._feeds.get(key) is handle.source:
+            del self._feeds[key]
 
     def encoded(self, event: StoredEvent, key: str) -> bytes:
         """`encode` with a small cache, for clients catching up from the same place."""
@@ -135,66 +243,3 @@ class Hub:
             if len(self._encoded) > ENCODE_CACHE:
                 self._encoded.popitem(last=False)
         return data
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Follow the log from the engine's current seq until the engine closes."""
-        self.position = self._engine.committed_seq
-        task_status.started()
-        dispatched = deliveries = 0
-        while True:
-            try:
-                async with self._engine.subscribe(after_seq=self.position, buffer=HUB_BUFFER) as events:
-                    async for event in events:
-                        delivered = self.dispatch(event)
-                        self.position = event.seq
-                        if delivered:
-                            dispatched += 1
-                            deliveries += delivered
-                        # The subscription does not yield while it has events. Yielding
-                        # now and then lets writers take their queues, so a burst of
-                        # events (one big commit) never fills a healthy client's buffer.
-                        if dispatched >= HUB_YIELD_EVENTS or deliveries >= HUB_YIELD_DELIVERIES:
-                            dispatched = deliveries = 0
-                            await trio.lowlevel.checkpoint()
-                return
-            except SubscriberTooSlow:
-                continue  # fell behind the engine: resume from the log, nothing lost
-            except EngineClosed:
-                return
-
-    def dispatch(self, event: StoredEvent) -> int:
-        """Hand `event` to every subscriber of its hunt (and of every hunt); returns how many."""
-        targets = self._by_hunt.get(event.hunt_id)
-        everything = self._everything
-        if not targets and not everything:
-            return 0
-        encoded: dict[str, bytes] = {}
-        counts: dict[str, int] = {}
-        self._dispatching = True
-        try:
-            for group in (targets, everything):
-                if not group:
-                    continue
-                for handle in group:
-                    if handle.closed:
-                        continue
-                    key = handle.view_key(event)
-                    data = encoded.get(key)
-                    if data is None:
-                        data = encoded[key] = encode(event, key)
-                        counts[key] = 0
-                    counts[key] += 1
-                    handle.deliver(event.seq, data)
-        finally:
-            self._dispatching = False
-            doomed, self._doomed = self._doomed, []
-            for handle in doomed:
-                self._forget(handle)
-        metrics = self._metrics
-        total = 0
-        for key, n in counts.items():
-            view = views.PLAYER if key == OWN else key
-            metrics.encodings.labels(view).inc()
-            metrics.pushed.labels(view).inc(n)
-            total += n
-        return total

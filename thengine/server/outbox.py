@@ -3,8 +3,11 @@
 Three kinds of payload, each a text frame's JSON as bytes:
 
 - **replies** (results, errors, confirmations), never dropped one by one;
-- **pushed events** of subscriptions, bounded by ``client_buffer``; a subscription
-  that asked for ``batch`` gets the events queued together in one ``events`` frame;
+- **pushed events** of subscriptions: while a subscription catches up from the log,
+  its events are queued here, bounded by ``client_buffer``; once live, it is only
+  marked ready, and its frames are read from the hub's shared feed when the writer
+  takes them (a subscription that asked for ``batch`` gets what is new in one
+  ``events`` frame);
 - **leaderboards** of watches: a latest-value slot per watch (`BoardSlot`), so a client
   gets the newest board and never a backlog of old ones.
 
@@ -28,13 +31,11 @@ import trio
 
 from . import protocol
 from .flusher import LINGER, NOW, SOON
-from .hub import SubHandle
+from .hub import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, SubHandle
 
 if TYPE_CHECKING:
     from ..runtime.boards import Board
 
-MAX_BATCH_EVENTS = 500
-MAX_BATCH_BYTES = 256 * 1024
 
 _Item = Union[bytes, tuple[SubHandle, int, bytes]]  # a reply, or (subscription, seq, event JSON)
 
@@ -88,6 +89,9 @@ class Outbox:
         self._on_ready = on_ready  # called with how soon: NOW, SOON or LINGER
         self._items: deque[_Item] = deque()
         self._boards: dict[BoardSlot, None] = {}
+        self._live: dict[SubHandle, None] = {}  # live subscriptions with something new to read
+        self._taking = False
+        self._overflow_pending = False
         self._framed: list[bytes] = []  # protocol bytes, ahead of the frames
         self.events_queued = 0
         self.replies_queued = 0
@@ -118,6 +122,18 @@ class Outbox:
         self.events_queued += 1
         self._signal(SOON if self.events_queued >= self._flush_at else LINGER)
 
+    def events_ready(self, handle: SubHandle) -> None:
+        """A live subscription has new events to read (or was dropped as too slow)."""
+        if self.discarding or handle.closed:
+            return
+        cursor = handle.cursor
+        assert cursor is not None
+        if cursor.dropped:
+            self._overflow()
+            return
+        self._live[handle] = None
+        self._signal(SOON if cursor.behind >= self._flush_at else LINGER)
+
     def board_ready(self, slot: BoardSlot) -> None:
         """`slot` holds a new board (it replaces any unsent one: no backlog)."""
         if self.discarding:
@@ -136,6 +152,7 @@ class Outbox:
         self.discarding = True
         self._items.clear()
         self._boards.clear()
+        self._live.clear()
         self.events_queued = self.replies_queued = 0
         self._room.set()
 
@@ -144,12 +161,15 @@ class Outbox:
             self._on_ready(when)
 
     def _overflow(self) -> None:
-        self._on_overflow()
+        if self._taking:
+            self._overflow_pending = True  # after `take`, which then gives nothing
+        else:
+            self._on_overflow()
 
     # -- the writer's side ---------------------------------------------------------------
     @property
     def empty(self) -> bool:
-        return not (self._items or self._boards or self._framed)
+        return not (self._items or self._boards or self._framed or self._live)
 
     def take_framed(self) -> list[bytes]:
         """The protocol bytes queued so far, to write before the frames."""
@@ -158,12 +178,14 @@ class Outbox:
 
     def take(self) -> list[bytes]:
         """Every queued frame's payload, in order: replies as they are, events one frame
-        each or batched per subscription (at the first event's place), then boards."""
+        each or batched per subscription (at the first event's place), then the live
+        subscriptions' new events, then boards."""
         items = list(self._items)
         self._items.clear()
         self.events_queued = self.replies_queued = 0
         self._room.set()
         frames: list[Any] = []
+        sent: dict[SubHandle, int] = {}  # the last seq each subscription gets in these frames
         open_batches: dict[SubHandle, list[Any]] = {}  # handle -> [frame index, parts, last seq, bytes]
         batches: list[tuple[SubHandle, list[Any]]] = []
         for item in items:
@@ -175,7 +197,7 @@ class Outbox:
                 continue  # unsubscribed (or dropped) since it was queued
             if not handle.batch:
                 frames.append(handle.prefix + data + b"}")
-                handle.sent_seq = seq
+                sent[handle] = seq
                 continue
             batch = open_batches.get(handle)
             if batch is None or len(batch[1]) >= MAX_BATCH_EVENTS or batch[3] >= MAX_BATCH_BYTES:
@@ -187,7 +209,24 @@ class Outbox:
             batch[3] += len(data)
         for handle, (index, parts, seq, _) in batches:
             frames[index] = handle.prefix + b",".join(parts) + b"]}"
-            handle.sent_seq = max(handle.sent_seq, seq)
+            sent[handle] = max(sent.get(handle, 0), seq)
+        if self._live:
+            handles = list(self._live)
+            self._live.clear()
+            self._taking = True
+            try:
+                for handle in handles:
+                    if not handle.closed and handle.read(frames):
+                        sent[handle] = handle.cursor.last_seq  # type: ignore[union-attr]
+            finally:
+                self._taking = False
+            if self._overflow_pending:
+                self._overflow_pending = False
+                self._on_overflow()  # (it discards: nothing is written but the close)
+                return []
+        for handle, seq in sent.items():
+            if seq > handle.sent_seq:
+                handle.sent_seq = seq
         if self._boards:
             slots = list(self._boards)
             self._boards.clear()

@@ -24,10 +24,8 @@ import attrs
 import trio
 
 from .._version import __version__
-from ..domain.events import StoredEvent
 from ..errors import ThengineError
 from ..runtime.engine import Engine, open_engine
-from ..storage.store import Store
 from ..tokens import SECRET_META_KEY, decode_secret
 from . import protocol
 from .config import ServerConfig
@@ -64,7 +62,7 @@ class ListenError(ThengineError):
 class Server:
     """The services every connection shares, and the set of connections. One per engine."""
 
-    def __init__(self, engine: Engine, *, reader: Store, config: ServerConfig | None = None,
+    def __init__(self, engine: Engine, *, config: ServerConfig | None = None,
                  metrics: ServerMetrics | None = None, clock_s: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.config = config or ServerConfig()
@@ -81,8 +79,6 @@ class Server:
         self._room = trio.Event()  # for the accept loop, under max_unauthenticated again
         self._all_closed = trio.Event()
         self._shutdown = trio.Event()
-        self._reader = reader
-        self._reader_lock = trio.Lock()
         self._clock_s = clock_s
 
     # -- the connections' bookkeeping ---------------------------------------------------
@@ -120,19 +116,8 @@ class Server:
     # -- shared services ----------------------------------------------------------------
     async def secret(self) -> bytes | None:
         """The token secret, read afresh (so a rotation takes effect on the next hello)."""
-        async with self._reader_lock:
-            text = await trio.to_thread.run_sync(self._reader.get_meta, SECRET_META_KEY)
+        text = await self.engine.read_meta(SECRET_META_KEY)
         return None if text is None else decode_secret(text)
-
-    async def read_events(self, after_seq: int, hunt_id: str | None, until_seq: int, limit: int) -> list[StoredEvent]:
-        """Committed events from the log (subscription catch-up), off the event loop."""
-        reader = self._reader
-
-        def read() -> list[StoredEvent]:
-            return list(reader.read_events(after_seq=after_seq, hunt_id=hunt_id, until_seq=until_seq, limit=limit))
-
-        async with self._reader_lock:
-            return await trio.to_thread.run_sync(read)
 
     def now_s(self) -> float:
         return self._clock_s()
@@ -268,24 +253,19 @@ async def serve(db: str, *, listen: str = DEFAULT_LISTEN, shards: int = 4, sync:
     bound_host, bound_port = sock.getsockname()[:2]
     try:
         async with open_engine(db, shards=shards, sync=sync, **(engine_options or {})) as engine:
-            reader = Store.open(db, readonly=True)
-            try:
-                server = Server(engine, reader=reader, config=config)
-                async with trio.open_nursery() as nursery:
-                    if handle_signals:
-                        await nursery.start(_watch_signals, server, nursery.cancel_scope)
-                    await nursery.start(server.hub.run)
-                    await nursery.start(_serve_then_stop, server, sock, nursery.cancel_scope)
-                    task_status.started(Running(host=bound_host, port=bound_port, server=server))
-            finally:
-                reader.close()
+            server = Server(engine, config=config)
+            async with trio.open_nursery() as nursery:
+                if handle_signals:
+                    await nursery.start(_watch_signals, server, nursery.cancel_scope)
+                await nursery.start(_serve_then_stop, server, sock, nursery.cancel_scope)
+                task_status.started(Running(host=bound_host, port=bound_port, server=server))
     finally:
         sock.close()
 
 
 async def _serve_then_stop(server: Server, listener: socket.socket, done: trio.CancelScope, *,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """The connections until shutdown; then the hub and the signal watcher stop too."""
+    """The connections until shutdown; then the signal watcher stops too."""
     await server.serve(listener, task_status=task_status)
     done.cancel()
 

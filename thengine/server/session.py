@@ -277,60 +277,39 @@ class Session:
         if not self._room_for_sub(request.id):
             return
         hub = self.server.hub
-        position = hub.position
-        after = position if request.after_seq is None else request.after_seq
+        after = hub.position if request.after_seq is None else request.after_seq
         handle = SubHandle(self.outbox, request.id, hunt_id=request.hunt_id, view=self.view,
-                           player_id=self.player_id, after_seq=after, batch=request.batch,
-                           limit=self.config.client_buffer)
+                           player_id=self.player_id, after_seq=after, batch=request.batch)
+        try:
+            cursor = hub.add(handle, limit=self.config.client_buffer)
+        except EngineClosed:
+            self.reply(protocol.error(request.id, "shutting_down", "the server is shutting down"))
+            return
         self._subs[request.id] = handle
         self.reply(protocol.subscribed(request.id, hunt_id=request.hunt_id, after_seq=after))
-        if after < position:
-            handle.pending = deque()
-            hub.add(handle)
-            self.conn.start_task(self._catch_up, handle, position)
-        else:
-            hub.add(handle)
+        if not cursor.live:
+            self.conn.start_task(self._catch_up, handle)
 
-    async def _catch_up(self, handle: SubHandle, until: int) -> None:
-        """Read the log up to the hub's position, then take over the hub's events for `handle`."""
-        server, outbox = self.server, self.outbox
+    async def _catch_up(self, handle: SubHandle) -> None:
+        """Read the log through `handle`'s cursor, at the client's pace, until it is live."""
+        hub, outbox, cursor = self.server.hub, self.outbox, handle.cursor
+        assert cursor is not None
         chunk = self.config.catch_up_chunk
         try:
-            while True:
-                after = handle.last_seq
-                while after < until and not handle.closed:
-                    events = await server.read_events(after, handle.hunt_id, until, chunk)
-                    for event in events:
-                        await outbox.wait_room()
-                        if handle.closed:
-                            return
-                        outbox.push_event(handle, event.seq, server.hub.encoded(event, handle.view_key(event)))
-                    after = events[-1].seq if len(events) == chunk else until
-                # Hand over: the hub's events kept meanwhile, then live.
-                while not handle.closed:
-                    pending = handle.pending
-                    assert pending is not None
-                    if handle.overflowed:
-                        break
-                    if not pending:
-                        handle.pending = None  # live from here: no await since the check
-                        return
+            while not (handle.closed or cursor.closed):
+                events, reached = await cursor.read_log(chunk)
+                for event in events:
                     await outbox.wait_room()
-                    if handle.closed or handle.overflowed:
-                        continue
-                    seq, data = pending.popleft()
-                    outbox.push_event(handle, seq, data)
-                if handle.closed:
-                    return
-                # The hub's buffer overflowed while we read: read further from the log.
-                handle.overflowed = False
-                handle.pending = deque()
-                until = server.hub.position
+                    if handle.closed:
+                        return
+                    outbox.push_event(handle, event.seq, hub.encoded(event, handle.view_key(event)))
+                if cursor.read_to(reached):
+                    return  # live: the hub's feed has every later event
         except StorageError as exc:
             log.error("subscription catch-up failed: %s", exc)
             self.reply(protocol.error(handle.id, "internal", f"storage failure: {exc}"))
             self._subs.pop(handle.id, None)
-            server.hub.remove(handle)
+            hub.remove(handle)
 
     async def _on_watch(self, request: protocol.WatchRequest) -> None:
         if not self._room_for_sub(request.id):
