@@ -27,13 +27,14 @@ from .conftest import ROOT, read_secret
 
 
 class ServeProcess:
-    """`thengine serve DB --listen 127.0.0.1:0 --sync normal ARGS...` in its own process."""
+    """`thengine serve DB --listen 127.0.0.1:PORT --sync normal ARGS...` in its own process
+    (PORT 0: a free one; pass a port to restart a server where it was)."""
 
-    def __init__(self, db: Path, *args: str) -> None:
+    def __init__(self, db: Path, *args: str, port: int = 0) -> None:
         self.db = db
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "thengine", "serve", str(db), "--listen", "127.0.0.1:0", "--sync", "normal",
+            [sys.executable, "-m", "thengine", "serve", str(db), "--listen", f"127.0.0.1:{port}", "--sync", "normal",
              *args], stderr=subprocess.PIPE, env=env)
         self._lines: list[str] = []
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)

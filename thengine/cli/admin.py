@@ -29,7 +29,7 @@ from ..storage import migrations
 from ..storage.connection import connect
 from ..storage.lock import EngineLock
 from ..storage.store import Store
-from ..tokens import (
+from ..server.tokens import (
     DEFAULT_TTL_S,
     ROLES,
     SECRET_META_KEY,
@@ -178,7 +178,7 @@ def engine_or_server(db: str, url: str | None, token: str | None) -> Any:
     """`engine_at(db)`, or with ``--url`` a `thengine.client` connection (same submit/send/query)."""
     if url is None:
         return engine_at(db)
-    from ..client import connect
+    from ..server.client import connect
 
     return connect(url, token or "")
 

@@ -41,7 +41,7 @@ from websockets.server import ServerProtocol
 
 from .._version import __version__
 from ..errors import StorageError
-from ..tokens import TokenError, verify
+from .tokens import TokenError, verify
 from . import http, protocol
 from .flusher import NOW
 from .outbox import Outbox

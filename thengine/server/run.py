@@ -26,7 +26,7 @@ import trio
 from .._version import __version__
 from ..errors import ThengineError
 from ..runtime.engine import Engine, open_engine
-from ..tokens import SECRET_META_KEY, decode_secret
+from .tokens import SECRET_META_KEY, decode_secret
 from . import protocol
 from .config import ServerConfig
 from .connection import Connection

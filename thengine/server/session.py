@@ -23,7 +23,7 @@ from ..domain import views
 from ..domain.commands import Player, Rejection
 from ..errors import EngineClosed, StorageError, UnknownHunt
 from ..runtime.engine import Ticket
-from ..tokens import Claims
+from .tokens import Claims
 from . import protocol
 from .hub import SubHandle
 from .outbox import BoardSlot
