@@ -58,6 +58,10 @@ class GatedStore:
         self.gate.wait(10)
         self._store.write(batch)
 
+    @property
+    def last_commit_s(self) -> float:
+        return self._store.last_commit_s
+
 
 class FailingStore:
     """Wraps the engine's Store: every write fails as a full disk would."""

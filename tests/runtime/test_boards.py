@@ -13,7 +13,7 @@ from thengine.errors import UnknownHunt
 from .harness import answer, join, running_hunt
 
 #: Periodic engine tasks stay asleep under the mock clock.
-QUIET = {"checkpoint_every_s": 3600.0, "evict_check_s": 3600.0}
+QUIET = {"checkpoint_every_s": 3600.0, "evict_check_s": 3600.0, "lag_probe_s": 0}
 
 
 async def next_update(watch, timeout: float = 5.0):

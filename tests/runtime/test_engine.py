@@ -24,7 +24,7 @@ from .harness import T0, FailingStore, GatedStore, answer, definition, join, run
 
 
 #: With a mock clock, every periodic engine task wake-up costs a real 0.1 s: keep them rare.
-QUIET = {"checkpoint_every_s": 3600.0, "evict_check_s": 3600.0}
+QUIET = {"checkpoint_every_s": 3600.0, "evict_check_s": 3600.0, "lag_probe_s": 0}
 
 
 @pytest.fixture

@@ -49,7 +49,8 @@ async def test_metrics_move_with_commands(server: Harness) -> None:
     before = body.decode()
     for name in ("thengine_commands_total", "thengine_command_latency_seconds", "thengine_commit_latency_seconds",
                  "thengine_commit_batch_size", "thengine_inbox_depth", "thengine_connections",
-                 "thengine_subscribers"):
+                 "thengine_subscribers", "thengine_stage_seconds", "thengine_loop_lag_seconds",
+                 "thengine_gc_pause_seconds"):
         assert f"# TYPE {name} " in before, name
     assert sample(before, "thengine_inbox_depth", shard="0") == 0
     async with server.client() as ws, server.player("p1") as p1:
@@ -71,6 +72,10 @@ async def test_metrics_move_with_commands(server: Harness) -> None:
     assert sample(after, "thengine_commit_batch_size_sum") >= 3
     assert sample(after, "thengine_committed_seq") == 3
     assert sample(after, "thengine_connections") == 0 and sample(after, "thengine_subscribers") == 0
+    decided = sample(after, "thengine_stage_seconds_count", stage="decide")
+    assert decided - sample(before, "thengine_stage_seconds_count", stage="decide") == 3  # the forbidden one never got there
+    assert sample(after, "thengine_stage_seconds_count", stage="commit_sync") >= 1
+    assert sample(after, "thengine_stage_seconds_bucket", stage="decide", le="+Inf") == decided
 
 
 async def test_the_browser_client_is_served(server: Harness) -> None:

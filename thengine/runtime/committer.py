@@ -11,6 +11,7 @@ everything decided ahead of it is durable.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ from ..domain.events import StoredEvent
 from ..errors import StorageError
 from ..storage.codec import dumps, encode_snapshot
 from ..storage.store import Batch, CatalogRow, CommandRecord, EventRow, SnapshotRow, Store
+from .stats import EngineStats
 
 
 
@@ -28,7 +30,7 @@ class Entry:
     """One decision waiting for durability: its events and the waiter to wake."""
 
     __slots__ = ("events", "rows", "command", "snapshot", "timers_set", "timers_deleted",
-                 "_done", "_waiter", "_callback", "on_commit", "error", "result", "catalog")
+                 "_done", "_waiter", "_callback", "on_commit", "error", "result", "catalog", "decided")
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
@@ -44,6 +46,7 @@ class Entry:
         self.error: BaseException | None = None
         self.result: Any = None
         self.catalog: CatalogRow | None = None
+        self.decided = 0.0  # when it was decided (perf_counter): the start of its commit wait
 
     @property
     def done(self) -> bool:
@@ -118,6 +121,7 @@ class Committer:
         self.batches = 0
         self.batch_events = 0
         self.on_batch: Callable[[int, int, float], None] | None = None  # (entries, events, seconds)
+        self.stats = EngineStats()
 
     # -- called by shards (synchronously) ---------------------------------------------
     def new_event(self, entry: Entry, hunt_id: str, version: int, type: str, ts: int,
@@ -204,14 +208,22 @@ class Committer:
         self._room = trio.Event()
         if batch.events or batch.commands or batch.snapshots or batch.timers_set or batch.timers_deleted \
                 or batch.hunts:
-            started = trio.current_time()
+            stats = self.stats
+            started = time.perf_counter()
+            wait = stats.commit_wait
+            for entry in entries:
+                if entry.decided:
+                    wait.observe(started - entry.decided)
             try:
                 await trio.to_thread.run_sync(self._write, batch)
             except StorageError as exc:
                 self._fail(entries, exc)
                 raise
+            seconds = time.perf_counter() - started
+            stats.commit.observe(seconds)
+            stats.commit_sync.observe(self.store.last_commit_s)
             if self.on_batch is not None:
-                self.on_batch(len(entries), len(batch.events), trio.current_time() - started)
+                self.on_batch(len(entries), len(batch.events), seconds)
             self.batches += 1
             self.batch_events += len(batch.events)
         self.committed_seq = last_seq

@@ -40,6 +40,7 @@ from .idempotency import RecentCommands
 from .recovery import LIFECYCLE, catalog_row, rebuild
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed
+from .stats import GC_PAUSES, LAG_PROBE_S, EngineStats
 from .subscriptions import Subscription
 from .timers import TimerQueue
 
@@ -79,6 +80,7 @@ class EngineConfig:
     evict_after_s: float = 3600.0  # hunts that ended this long ago leave memory
     evict_check_s: float = 60.0
     checkpoint_every_s: float = 1.0  # WAL checkpoints run beside commits, not inside them
+    lag_probe_s: float = LAG_PROBE_S  # how often the loop-lag probe sleeps (0: no probe)
     clock: Callable[[], int] = wall_clock_ms
     vfs: str | None = None  # a registered SQLite VFS name (fault-injection tests)
 
@@ -94,7 +96,7 @@ class EngineConfig:
 
 
 class _Request:
-    __slots__ = ("command", "command_id", "entry", "timer", "found", "checked_seq")
+    __slots__ = ("command", "command_id", "entry", "timer", "found", "checked_seq", "sent")
 
     def __init__(self, command: Command | None, command_id: str | None, entry: Entry,
                  timer: tuple[str, str, int] | None = None) -> None:
@@ -106,6 +108,7 @@ class _Request:
         # committed up to when it started (None: not looked up).
         self.found: CommandRecord | None = None
         self.checked_seq: int | None = None
+        self.sent = 0.0  # when it was queued in a shard's inbox (perf_counter)
 
 
 class Engine:
@@ -142,6 +145,12 @@ class Engine:
 
     # -- public API ---------------------------------------------------------------------
     @property
+    def stats(self) -> EngineStats:
+        """Where commands spend their time: histograms per stage, loop lag, GC pauses (see
+        `stats`); ``engine.stats.to_json()`` gives their percentiles."""
+        return self.committer.stats
+
+    @property
     def committed_seq(self) -> int:
         """The last `seq` known durable."""
         return self.committer.committed_seq
@@ -176,8 +185,10 @@ class Engine:
             return Ticket(self, entry)
         shard = shard_of(command.hunt_id, self.config.shards)
         self._backlog[shard] += 1
+        request = _Request(command, command_id, entry)
+        request.sent = time.perf_counter()
         try:
-            await self._inboxes[shard].send(_Request(command, command_id, entry))
+            await self._inboxes[shard].send(request)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self._backlog[shard] -= 1
             raise EngineClosed("the engine is closed") from None
@@ -205,8 +216,10 @@ class Engine:
                 and not self._must_look_up(request):
             # The fast path: nothing is queued ahead of this command in its shard, so
             # deciding it right here keeps the per-hunt order and saves a task switch.
+            self.stats.inbox_wait.observe(0.0)
             self._handle_or_stop(request)
             return Ticket(self, entry)
+        request.sent = time.perf_counter()
         self._backlog[shard] += 1
         try:
             # No checkpoint when there is room: the caller yields anyway while it
@@ -464,6 +477,7 @@ class Engine:
                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         committer = self.committer
+        inbox_wait = self.stats.inbox_wait
         self._shards_running += 1
         try:
             async with inbox:
@@ -486,6 +500,8 @@ class Engine:
                             break
                     except trio.EndOfChannel:
                         break
+                    if request.sent:
+                        inbox_wait.observe(time.perf_counter() - request.sent)
                     if not committer.has_room():
                         await committer.wait_for_room()
                     hunt_id = request.timer[0] if request.timer else request.command.hunt_id  # type: ignore[union-attr]
@@ -520,6 +536,13 @@ class Engine:
         await self._look_up([r for r in (request, *ahead) if self._must_look_up(r)])
 
     def _handle(self, request: _Request) -> None:
+        """Decide `request` (timed: the ``decide`` stage; its commit wait starts now)."""
+        started = time.perf_counter()
+        self._decide(request)
+        request.entry.decided = decided = time.perf_counter()
+        self.stats.decide.observe(decided - started)
+
+    def _decide(self, request: _Request) -> None:
         command, command_id, entry = request.command, request.command_id, request.entry
         assert command is not None
         if command_id is not None:
@@ -763,6 +786,19 @@ class Engine:
         await nursery.start(self._run_evictions)
         await nursery.start(self._run_checkpoints)
         await nursery.start(self._run_replay_reader)
+        if self.config.lag_probe_s > 0:
+            await nursery.start(self._probe_loop_lag)
+
+    async def _probe_loop_lag(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Sleep ``lag_probe_s`` again and again; how late each wake-up is goes to ``loop_lag``."""
+        task_status.started()
+        lag = self.stats.loop_lag
+        clock = time.perf_counter
+        interval = self.config.lag_probe_s
+        while True:
+            due = clock() + interval
+            await trio.sleep(interval)
+            lag.observe(max(0.0, clock() - due))
 
     async def _shutdown(self) -> None:
         """Stop taking commands, finish those in flight, snapshot, and commit."""
@@ -899,6 +935,7 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     config = EngineConfig(path=str(path), **options)
     lock = EngineLock.acquire(config.path)
     stores: list[Store] = []
+    GC_PAUSES.acquire()
     try:
         store = Store.open(config.path, sync=config.sync, vfs=config.vfs)
         stores.append(store)
@@ -927,3 +964,4 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
         for opened in reversed(stores):  # the writer last: its close checkpoints the WAL
             opened.close()
         lock.release()
+        GC_PAUSES.release()

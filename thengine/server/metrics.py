@@ -17,6 +17,10 @@ Served at ``GET /metrics`` in the Prometheus text format::
     thengine_slow_clients_dropped_total       connections closed for falling behind
     thengine_bad_frames_total                 frames answered with bad_request
     thengine_auth_failures_total              hellos refused
+    thengine_stage_seconds{stage}             where a command's time goes: inbox_wait, decide, commit_wait,
+                                              commit (per batch) and commit_sync (its COMMIT, the fsync)
+    thengine_loop_lag_seconds                 how late the event loop wakes a 10 ms sleep
+    thengine_gc_pause_seconds{generation}     garbage collection pauses
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from ..runtime.stats import Histogram as StageHistogram
 
 if TYPE_CHECKING:
     from ..runtime.engine import Engine
@@ -50,6 +56,40 @@ class _EngineGauges:
         yield depth
         yield GaugeMetricFamily("thengine_committed_seq", "The last durable seq.",
                                 value=self._engine.committed_seq)
+
+
+_STAGES = ("inbox_wait", "decide", "commit_wait", "commit", "commit_sync")
+
+
+def _add(family: HistogramMetricFamily, labels: list[str], histogram: StageHistogram) -> None:
+    buckets = [("+Inf" if bound == float("inf") else repr(bound), n) for bound, n in histogram.cumulative()]
+    family.add_metric(labels, buckets, histogram.sum)
+
+
+class _EngineStages:
+    """The engine's own stage histograms (`runtime.stats`), converted at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._engine.stats
+        stages = HistogramMetricFamily("thengine_stage_seconds", "Where a command's time goes, by stage.",
+                                       labels=["stage"])
+        for name in _STAGES:
+            _add(stages, [name], getattr(stats, name))
+        yield stages
+        lag = HistogramMetricFamily("thengine_loop_lag_seconds", "How late the event loop wakes a short sleep.")
+        _add(lag, [], stats.loop_lag)
+        yield lag
+        pauses = HistogramMetricFamily("thengine_gc_pause_seconds", "Garbage collection pauses.",
+                                       labels=["generation"])
+        for generation, histogram in enumerate(stats.gc.by_generation):
+            _add(pauses, [str(generation)], histogram)
+        yield pauses
 
 
 class ServerMetrics:
@@ -84,6 +124,7 @@ class ServerMetrics:
         self._command_counters: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
         registry.register(_EngineGauges(engine))  # type: ignore[arg-type]
+        registry.register(_EngineStages(engine))  # type: ignore[arg-type]
         engine.on_commit_batch(self.on_commit_batch)
 
     def command(self, type: str, outcome: str, seconds: float | None = None) -> None:

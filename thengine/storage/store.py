@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -254,6 +255,7 @@ class Store:
         self.path = path
         self.conn = conn
         self.readonly = readonly
+        self.last_commit_s = 0.0  # the last COMMIT statement's duration
         # Opened for writing, yet SQLite fell back to read-only: the file cannot be
         # written (its mode, `chattr +i`, a read-only mount). Said before any write fails.
         self.file_readonly = not readonly and bool(conn.readonly("main"))
@@ -317,7 +319,9 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                started = time.perf_counter()
                 conn.execute("COMMIT")
+                self.last_commit_s = time.perf_counter() - started  # (the fsync's share of a write)
             except BaseException:
                 # A failed COMMIT may already have rolled back; ROLLBACK only if still open.
                 if conn.in_transaction:

@@ -1,0 +1,59 @@
+"""The stage histograms: they exist, they move with the work, and their percentiles are right."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import pytest
+
+from thengine import JoinHunt, open_engine
+from thengine.bench import hunt_definition
+from thengine.domain.commands import CreateHunt, StartHunt
+from thengine.runtime.stats import BOUNDS, GC_PAUSES, STAGES, Histogram
+
+
+def test_a_percentile_is_within_a_bucket_of_the_samples() -> None:
+    histogram = Histogram()
+    samples = [k / 1000 for k in range(1, 1001)]  # 1 ms .. 1 s
+    for seconds in samples:
+        histogram.observe(seconds)
+    assert histogram.count == 1000 and histogram.max == 1.0
+    for q, exact in ((0.5, 0.5), (0.99, 0.99)):
+        assert exact <= histogram.percentile(q) <= exact * 1.051
+    assert histogram.summary_ms()["max"] == 1000.0
+    cumulative = dict(histogram.cumulative((0.01, 0.1)))
+    # (a bucket straddling an exported bound counts above it: at most 5% off)
+    assert 9 <= cumulative[0.01] <= 10 and 95 <= cumulative[0.1] <= 100 and cumulative[math.inf] == 1000
+    assert BOUNDS[0] == pytest.approx(1e-6) and BOUNDS[-1] > 100
+
+
+async def test_every_stage_counts_the_commands_that_went_through_it(tmp_path) -> None:
+    async with open_engine(str(tmp_path / "e.db"), lag_probe_s=0.001) as engine:
+        await engine.submit(CreateHunt(definition=hunt_definition("h", clues=2)))
+        await engine.submit(StartHunt(hunt_id="h"))
+        tickets = [await engine.send(JoinHunt(hunt_id="h", player_id=f"p{k}"), command_id=f"j{k}")
+                   for k in range(200)]
+        for ticket in tickets:
+            assert (await ticket.result()).ok
+        stats = engine.stats
+        assert stats.decide.count == 202 and stats.inbox_wait.count == 202
+        assert stats.commit_wait.count == 202
+        assert 1 <= stats.commit.count <= 202 and stats.commit_sync.count == stats.commit.count
+        assert stats.commit.max >= stats.commit_sync.max > 0  # the COMMIT is part of the write
+        assert stats.loop_lag.count > 0
+        report = stats.to_json()
+        assert set(report) == {*STAGES, "gc_pause_gen0", "gc_pause_gen1", "gc_pause_gen2"}
+        assert report["decide"]["count"] == 202 and report["decide"]["p99"] <= report["decide"]["max"]
+        stats.reset()
+        assert stats.decide.count == 0
+
+
+async def test_gc_pauses_are_measured_by_generation_while_an_engine_is_open(tmp_path) -> None:
+    async with open_engine(str(tmp_path / "e.db")):
+        before = GC_PAUSES.by_generation[2].count
+        gc.collect()
+        assert GC_PAUSES.by_generation[2].count == before + 1
+    before = GC_PAUSES.by_generation[2].count
+    gc.collect()  # no engine open: not measured
+    assert GC_PAUSES.by_generation[2].count == before

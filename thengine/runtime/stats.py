@@ -1,0 +1,163 @@
+"""Where a command's time goes: cheap histograms of each stage, the event loop's lag, GC pauses.
+
+Every command passes through the same stages, each timed with one clock read at its
+edges and one `Histogram.observe` (a bisect into fixed buckets, no lock, no
+allocation):
+
+- ``inbox_wait``: from `Engine.send` until a shard takes the command (0 when it is
+  decided at once, in the sender's task);
+- ``decide``: deciding it, evolving the state and encoding its events;
+- ``commit_wait``: from decided until its batch starts to be written (the batch
+  before it is being committed);
+- ``commit``: one batch's write, in the writer thread (per batch), and ``commit_sync``
+  the COMMIT statement within it, where SQLite's fsync happens;
+- ``loop_lag``: how late a 10 ms sleep wakes up: anything holding the event loop
+  (a long callback, a GC pause) shows here;
+- ``gc_pause_gen0`` / ``gen1`` / ``gen2``: each garbage collection, from
+  `gc.callbacks` (process-wide).
+
+A p99 that is bad shows in the stage that makes it. `Engine.stats` holds them; the
+server exports them at ``/metrics`` and ``thengine bench`` prints them.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from bisect import bisect_left
+from typing import Any
+
+#: Bucket upper bounds in seconds: from 1 µs to about 100 s, each 5% above the last, so a
+#: percentile read from the buckets is within 5% of the sample's.
+BOUNDS: tuple[float, ...] = tuple(1e-6 * 1.05 ** k for k in range(int(math.log(1e8) / math.log(1.05)) + 2))
+
+#: The coarser bounds of the Prometheus exposition (cumulative counts at each).
+EXPORT_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                 10.0)
+
+STAGES = ("inbox_wait", "decide", "commit_wait", "commit", "commit_sync", "loop_lag")
+GC_STAGES = ("gc_pause_gen0", "gc_pause_gen1", "gc_pause_gen2")
+
+#: How often the loop-lag probe sleeps.
+LAG_PROBE_S = 0.01
+
+
+class Histogram:
+    """Durations in seconds, counted in `BOUNDS` buckets, with their sum and maximum."""
+
+    __slots__ = ("counts", "count", "sum", "max")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BOUNDS) + 1)
+        self.count = 0
+        self.sum = 0.0
+        self.max = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BOUNDS, seconds)] += 1
+        self.count += 1
+        self.sum += seconds
+        if seconds > self.max:
+            self.max = seconds
+
+    def percentile(self, q: float) -> float:
+        """The `q` quantile (0..1) in seconds: its bucket's upper bound, never above the max."""
+        if not self.count:
+            return 0.0
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for index, n in enumerate(self.counts):
+            seen += n
+            if seen >= rank:
+                return min(self.max, BOUNDS[index]) if index < len(BOUNDS) else self.max
+        return self.max
+
+    def summary_ms(self) -> dict[str, float]:
+        """``{"p50", "p99", "max", "count"}``, durations in milliseconds."""
+        return {"p50": round(self.percentile(0.5) * 1000, 3), "p99": round(self.percentile(0.99) * 1000, 3),
+                "max": round(self.max * 1000, 3), "count": self.count}
+
+    def cumulative(self, bounds: tuple[float, ...] = EXPORT_BOUNDS) -> list[tuple[float, int]]:
+        """``(bound, samples at or under it)`` for each of `bounds`, then ``(inf, count)``."""
+        out = []
+        counts, index, seen = self.counts, 0, 0
+        for bound in bounds:
+            while index < len(BOUNDS) and BOUNDS[index] <= bound:
+                seen += counts[index]
+                index += 1
+            out.append((bound, seen))
+        out.append((math.inf, self.count))
+        return out
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class GcPauses:
+    """Every garbage collection's pause, by generation (one per process, from `gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.by_generation = (Histogram(), Histogram(), Histogram())
+        self._started = 0.0
+        self._users = 0
+
+    def acquire(self) -> None:
+        """Start measuring (idempotent per user: engines in one process share it)."""
+        if self._users == 0:
+            gc.callbacks.append(self._callback)
+        self._users += 1
+
+    def release(self) -> None:
+        self._users -= 1
+        if self._users == 0:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.by_generation[info["generation"]].observe(time.perf_counter() - self._started)
+
+    def worst(self) -> Histogram:
+        """All generations in one histogram (for the bench's ``gc_pause_ms``)."""
+        merged = Histogram()
+        for histogram in self.by_generation:
+            merged.counts = [a + b for a, b in zip(merged.counts, histogram.counts)]
+            merged.count += histogram.count
+            merged.sum += histogram.sum
+            merged.max = max(merged.max, histogram.max)
+        return merged
+
+
+#: The process's GC pauses.
+GC_PAUSES = GcPauses()
+
+
+class EngineStats:
+    """One engine's stage histograms (`STAGES`) plus the process's GC pauses."""
+
+    def __init__(self) -> None:
+        self.inbox_wait = Histogram()
+        self.decide = Histogram()
+        self.commit_wait = Histogram()
+        self.commit = Histogram()
+        self.commit_sync = Histogram()
+        self.loop_lag = Histogram()
+        self.gc = GC_PAUSES
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Every stage by name, the GC generations included."""
+        out = {name: getattr(self, name) for name in STAGES}
+        for name, histogram in zip(GC_STAGES, self.gc.by_generation):
+            out[name] = histogram
+        return out
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        """``{stage: {"p50", "p99", "max", "count"}}`` in milliseconds."""
+        return {name: histogram.summary_ms() for name, histogram in self.histograms().items()}
+
+    def reset(self) -> None:
+        """Start counting afresh (say, after a warm-up); the GC's too."""
+        for histogram in self.histograms().values():
+            histogram.reset()
