@@ -39,6 +39,7 @@ from .domain.commands import Command, CreateHunt, Hunts, JoinHunt, RequestHint, 
 from .domain.definition import Clue, Hint, HuntDefinition
 from .domain.result import Result
 from .runtime.engine import Engine, Ticket, open_engine
+from .runtime.stats import LAG_PROBE_S
 
 #: How often the progress callback is called, in seconds.
 PROGRESS_INTERVAL_S = 0.5
@@ -79,6 +80,7 @@ class BenchConfig:
     shards: int = 4
     clues: int = 5
     seed: int = 1
+    command_ids: bool = True  # every measured command carries one, as networked commands should
 
     def __attrs_post_init__(self) -> None:
         for name in ("hunts", "players", "concurrency", "commands", "shards", "clues"):
@@ -106,6 +108,8 @@ class BenchResult:
     seconds: float
     setup_seconds: float
     latency_ms: dict[str, float]
+    stages: dict[str, dict[str, float]] = attrs.field(factory=dict)  # stage -> {p50, p99, max, count} ms
+    gc_pause_ms: dict[str, float] = attrs.field(factory=dict)  # {max, p99, count}, set-up included
 
     @property
     def commands_per_s(self) -> float:
@@ -129,6 +133,9 @@ class BenchResult:
             "concurrency": self.config.concurrency,
             "sync": self.config.sync,
             "rate": self.config.rate,
+            "command_ids": self.config.command_ids,
+            "stages": {name: {k: v for k, v in stage.items() if k != "count"} for name, stage in self.stages.items()},
+            "gc_pause_ms": self.gc_pause_ms,
         }
 
 
@@ -296,9 +303,9 @@ async def _free_prefix(engine: Engine) -> str:
     return f"bench{run}-"
 
 
-async def setup(engine: Engine, config: BenchConfig) -> list[HuntDefinition]:
+async def setup(engine: Engine, config: BenchConfig, prefix: str | None = None) -> list[HuntDefinition]:
     """Create and start the hunts and join the set-up share of players."""
-    prefix = await _free_prefix(engine)
+    prefix = prefix or await _free_prefix(engine)
     hunts = [hunt_definition(f"{prefix}{i:04d}", clues=config.clues) for i in range(config.hunts)]
     await _pipeline(engine, (CreateHunt(definition=hunt) for hunt in hunts), "creating the hunts")
     await _pipeline(engine, (StartHunt(hunt_id=hunt.id) for hunt in hunts), "starting the hunts")
@@ -308,29 +315,44 @@ async def setup(engine: Engine, config: BenchConfig) -> list[HuntDefinition]:
     return hunts
 
 
-async def _closed_loop(engine: Engine, config: BenchConfig, hunts: list[HuntDefinition],
-                       recorder: _Recorder) -> None:
+def _plan(workload: Workload, n: int, config: BenchConfig, *, prefix: str) -> list[tuple[Command, str | None]]:
+    """The next `n` commands of `workload`, each with a fresh command id (unless turned off)."""
+    if config.command_ids:
+        return [(workload.next(), f"{prefix}{i}") for i in range(n)]
+    return [(workload.next(), None) for _ in range(n)]
+
+
+def _closed_plan(config: BenchConfig, hunts: list[HuntDefinition], ids: str) -> list[list[tuple[Command, str | None]]]:
+    """Each submitter's commands. Each bot belongs to one submitter (so its commands stay
+    in order); bots are dealt hunt by hunt, so every hunt has bots in many submitters and
+    sees concurrent commands."""
     tasks = config.concurrency
     share, extra = divmod(config.commands, tasks)
-    # Each bot belongs to one submitter (so its commands stay in order); bots are dealt
-    # hunt by hunt, so every hunt has bots in many submitters and sees concurrent commands.
     by_hunt = sorted(range(config.players), key=lambda i: (i % config.hunts, i // config.hunts))
+    return [_plan(Workload(hunts, by_hunt[k::tasks], random.Random(f"{config.seed}:{k}")),
+                  share + (k < extra), config, prefix=f"{ids}c{k}-") for k in range(tasks)]
 
-    async def submitter(k: int) -> None:
-        workload = Workload(hunts, by_hunt[k::tasks], random.Random(f"{config.seed}:{k}"))
+
+async def _closed_loop(engine: Engine, planned: list[list[tuple[Command, str | None]]], recorder: _Recorder) -> None:
+    async def submitter(commands: list[tuple[Command, str | None]]) -> None:
         clock = trio.current_time
-        for _ in range(share + (k < extra)):
-            command = workload.next()
+        submit = engine.submit
+        for command, command_id in commands:
             started = clock()
-            result = await engine.submit(command)
+            result = await submit(command, command_id=command_id)
             recorder.record(result, clock() - started)
 
     async with trio.open_nursery() as nursery:
-        for k in range(tasks):
-            nursery.start_soon(submitter, k)
+        for commands in planned:
+            nursery.start_soon(submitter, commands)
 
 
-async def _open_loop(engine: Engine, config: BenchConfig, hunts: list[HuntDefinition],
+def _open_plan(config: BenchConfig, hunts: list[HuntDefinition], ids: str) -> list[tuple[Command, str | None]]:
+    workload = Workload(hunts, range(config.players), random.Random(f"{config.seed}:open"))
+    return _plan(workload, config.commands, config, prefix=f"{ids}o-")
+
+
+async def _open_loop(engine: Engine, config: BenchConfig, planned: list[tuple[Command, str | None]],
                      recorder: _Recorder) -> None:
     """Offer `config.rate` commands/s on a fixed timetable, whatever the engine does.
 
@@ -341,7 +363,6 @@ async def _open_loop(engine: Engine, config: BenchConfig, hunts: list[HuntDefini
     each command's scheduled time, so queueing is never hidden.
     """
     assert config.rate is not None
-    workload = Workload(hunts, range(config.players), random.Random(f"{config.seed}:open"))
     interval = 1.0 / config.rate
     clock = trio.current_time
     send_ticket, receive_ticket = trio.open_memory_channel[tuple[Ticket, float]](math.inf)
@@ -357,13 +378,15 @@ async def _open_loop(engine: Engine, config: BenchConfig, hunts: list[HuntDefini
         async with send_ticket:
             start = clock()
             i = 0
-            while i < config.commands:
+            n = len(planned)
+            while i < n:
                 now = clock()
-                while i < config.commands and start + i * interval <= now:
-                    ticket = await engine.send(workload.next())
+                while i < n and start + i * interval <= now:
+                    command, command_id = planned[i]
+                    ticket = await engine.send(command, command_id=command_id)
                     send_ticket.send_nowait((ticket, start + i * interval))
                     i += 1
-                if i < config.commands:
+                if i < n:
                     await trio.sleep_until(start + i * interval)
 
 
@@ -376,10 +399,17 @@ async def run_bench(config: BenchConfig, *, progress: Progress | None = None) ->
     """
     with _database(config.db) as path:
         async with open_engine(path, shards=config.shards, sync=config.sync) as engine:
+            engine.stats.gc.reset()  # every pause from here to the end counts, set-up included
             clock = trio.current_time
             setup_started = clock()
-            hunts = await setup(engine, config)
+            prefix = await _free_prefix(engine)
+            hunts = await setup(engine, config, prefix)
+            # The commands (and their ids) are made before the clock starts: the generator's
+            # own cost stays out of what is measured.
+            plan: Any = _closed_plan(config, hunts, prefix) if config.rate is None else _open_plan(config, hunts, prefix)
             recorder = _Recorder()
+            await trio.sleep(2 * LAG_PROBE_S)  # (the probe's wake-up late by the planning is not the run's)
+            engine.stats.reset()  # the stages of the measured commands only
             started = clock()
             setup_seconds = started - setup_started
 
@@ -393,13 +423,15 @@ async def run_bench(config: BenchConfig, *, progress: Progress | None = None) ->
                 if progress is not None:
                     nursery.start_soon(report)
                 if config.rate is None:
-                    await _closed_loop(engine, config, hunts, recorder)
+                    await _closed_loop(engine, plan, recorder)
                 else:
-                    await _open_loop(engine, config, hunts, recorder)
+                    await _open_loop(engine, config, plan, recorder)
                 nursery.cancel_scope.cancel()
             seconds = clock() - started
             if progress is not None:
                 progress(len(recorder.latencies), config.commands, seconds)
+            stages = engine.stats.to_json()
+        pauses = engine.stats.gc.worst()  # (the engine's close included)
     return BenchResult(
         config=config,
         commands=len(recorder.latencies),
@@ -409,4 +441,7 @@ async def run_bench(config: BenchConfig, *, progress: Progress | None = None) ->
         seconds=seconds,
         setup_seconds=setup_seconds,
         latency_ms=percentiles(recorder.latencies),
+        stages={name: stage for name, stage in stages.items() if not name.startswith("gc_")},
+        gc_pause_ms={"max": round(pauses.max * 1000, 3), "p99": round(pauses.percentile(0.99) * 1000, 3),
+                     "count": pauses.count},
     )

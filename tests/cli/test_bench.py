@@ -22,13 +22,33 @@ def bench_json(*args: object) -> dict:
 def test_json_is_one_object_with_the_documented_fields() -> None:
     answer = bench_json("--commands", 500, "--concurrency", 10)
     assert set(answer) == {"commands", "seconds", "commands_per_s", "events_per_s", "latency_ms", "rejected",
-                           "hunts", "players", "concurrency", "sync", "rate"}
+                           "hunts", "players", "concurrency", "sync", "rate", "command_ids", "stages",
+                           "gc_pause_ms"}
     assert set(answer["latency_ms"]) == {"p50", "p90", "p99", "p999", "max"}
     assert (answer["commands"], answer["hunts"], answer["players"], answer["concurrency"]) == (500, 5, 100, 10)
     assert (answer["sync"], answer["rate"], answer["rejected"]) == ("full", None, 0)
     lat = answer["latency_ms"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
     assert answer["commands_per_s"] > 0 and answer["events_per_s"] >= answer["commands_per_s"] * 0.9
+    # where the time went, stage by stage
+    assert set(answer["stages"]) == {"inbox_wait", "decide", "commit_wait", "commit", "commit_sync", "loop_lag"}
+    for stage in answer["stages"].values():
+        assert set(stage) == {"p50", "p99", "max"} and 0 <= stage["p50"] <= stage["p99"] <= stage["max"]
+    assert answer["stages"]["decide"]["max"] > 0 and answer["stages"]["commit_sync"]["max"] > 0
+    assert answer["stages"]["commit"]["max"] >= answer["stages"]["commit_sync"]["max"]
+    assert set(answer["gc_pause_ms"]) == {"max", "p99", "count"} and answer["gc_pause_ms"]["count"] > 0
+    assert answer["command_ids"] is True
+
+
+def test_commands_carry_ids_unless_told_not_to(tmp_path: Path) -> None:
+    def ids(db: Path) -> int:
+        with Store.open(db, readonly=True) as store:
+            return store.conn.execute("SELECT count(*) FROM commands").fetchone()[0]
+
+    with_ids, without = tmp_path / "ids.db", tmp_path / "none.db"
+    assert bench_json("--commands", 200, "--db", with_ids)["command_ids"] is True
+    assert bench_json("--commands", 200, "--db", without, "--no-command-ids")["command_ids"] is False
+    assert ids(with_ids) >= 200 * 0.9 and ids(without) == 0  # (rejections record no id)
 
 
 def test_rate_runs_an_open_loop_on_a_fixed_timetable() -> None:
@@ -53,6 +73,8 @@ def test_human_summary_and_progress_go_to_stdout_and_stderr() -> None:
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("200 commands in ")
     assert "latency ms  p50" in result.stdout
+    assert "where the time goes" in result.stdout and "COMMIT/fsync" in result.stdout
+    assert "gc pauses   max" in result.stdout
     assert "200 of 200 commands" in result.stderr
 
 

@@ -119,6 +119,10 @@ class GcPauses:
         else:
             self.by_generation[info["generation"]].observe(time.perf_counter() - self._started)
 
+    def reset(self) -> None:
+        for histogram in self.by_generation:
+            histogram.reset()
+
     def worst(self) -> Histogram:
         """All generations in one histogram (for the bench's ``gc_pause_ms``)."""
         merged = Histogram()
@@ -158,6 +162,7 @@ class EngineStats:
         return {name: histogram.summary_ms() for name, histogram in self.histograms().items()}
 
     def reset(self) -> None:
-        """Start counting afresh (say, after a warm-up); the GC's too."""
-        for histogram in self.histograms().values():
-            histogram.reset()
+        """Start counting the stages afresh (say, after a warm-up). The GC pauses are the
+        process's, not this engine's: ``stats.gc.reset()`` for those."""
+        for name in STAGES:
+            getattr(self, name).reset()
