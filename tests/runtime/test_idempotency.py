@@ -199,3 +199,52 @@ async def test_a_lookup_does_not_vouch_for_records_committed_after_it_began(tmp_
         assert not engine._must_look_up(request)
         request.checked_seq = spilled - 1  # began before the newest of them was committed
         assert engine._must_look_up(request)
+
+
+def test_the_fingerprint_is_of_the_value_and_tells_commands_apart() -> None:
+    from thengine import AdjustScore, CheckIn, SubmitAnswer
+    from thengine.runtime.engine import FINGERPRINT_V2, fingerprint
+
+    answer = SubmitAnswer(hunt_id="h", player_id="p1", clue_id="c1", answer="bell")
+    assert fingerprint(answer) == fingerprint(SubmitAnswer(hunt_id="h", player_id="p1", clue_id="c1", answer="bell"))
+    assert fingerprint(answer).startswith(FINGERPRINT_V2)
+    others = [SubmitAnswer(hunt_id="h", player_id="p1", clue_id="c1", answer="Bell"),
+              SubmitAnswer(hunt_id="h", player_id="p1", clue_id="c2", answer="bell"),
+              AdjustScore(hunt_id="h", player_id="p1", delta=1, reason="bell"),
+              CheckIn(hunt_id="h", player_id="p1", clue_id="c1", lat=1.0, lon=2.0),
+              CheckIn(hunt_id="h", player_id="p1", clue_id="c1", lat=1.0, lon=2.0000001)]
+    assert len({fingerprint(answer), *map(fingerprint, others)}) == 1 + len(others)
+
+
+async def test_a_record_stored_by_an_older_release_is_still_recognised_and_still_guards_its_id(tmp_path):
+    """Records written with the legacy digest (canonical JSON) keep working after the upgrade."""
+    from thengine.runtime.engine import legacy_fingerprint
+
+    db = tmp_path / "e.db"
+    async with open_engine(db) as engine:
+        await running_hunt(engine)
+        first = await engine.submit(join("h", "ann"), command_id="k1")
+    with Store.open(db) as store:  # as an older release stored it
+        store.conn.execute("UPDATE commands SET fingerprint = ? WHERE command_id = 'k1'",
+                           (legacy_fingerprint(join("h", "ann")),))
+    async with open_engine(db) as engine:
+        again = await engine.submit(join("h", "ann"), command_id="k1")
+        assert again.ok and again.events == first.events  # the first result, nothing new
+        other = await engine.submit(join("h", "bob"), command_id="k1")
+        assert not other.ok and other.error.code == "invalid_command"
+    assert [e.data.get("player_id") for e in log_of(db) if e.type == "player_joined"] == ["ann"]
+
+
+def test_remembered_records_cost_a_full_collection_nothing() -> None:
+    import gc
+
+    from thengine.runtime.idempotency import RecentCommands
+
+    memory = RecentCommands(100)
+    for i in range(100):
+        memory.remember(CommandRecord(command_id=f"id{i}", fingerprint="2:ab", hunt_id="h", first_seq=i,
+                                      last_seq=i, ts=T0 + i))
+    gc.collect()
+    assert not any(gc.is_tracked(value) for value in memory._records.values())
+    assert memory.get("id7") == CommandRecord(command_id="id7", fingerprint="2:ab", hunt_id="h", first_seq=7,
+                                              last_seq=7, ts=T0 + 7)

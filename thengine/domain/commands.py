@@ -352,7 +352,8 @@ def _parse(obj: Any, registry: dict[str, type], what: str) -> Any:
         return invalid("adjust_score: give exactly one of player_id or team_id")
     if cls is Leaderboard and kwargs.get("offset") and kwargs.get("around") is not None:
         return invalid("leaderboard: give offset or around, not both")
-    return cls(**kwargs)
+    with attrs.validators.disabled():  # every field was just parsed, which validates it: once is enough
+        return cls(**kwargs)
 
 
 def parse_command(obj: Any) -> Command | Rejection:

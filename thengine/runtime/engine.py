@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from ..domain import views
-from ..domain.commands import Command, Hunts, Leaderboard, Player, Query, Rejection, to_json
+from ..domain.commands import Command, CreateHunt, Hunts, Leaderboard, Player, Query, Rejection, to_json
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
 from ..domain.definition import is_utf8
@@ -32,7 +32,7 @@ from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..domain.timers import decide_timer
 from ..errors import EngineClosed, StorageError, ThengineError, UnknownHunt, leaves
-from ..storage.codec import dumps
+from ..storage.codec import dumps, dumps_bytes
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
@@ -55,10 +55,42 @@ def shard_of(hunt_id: str, shards: int) -> int:
     return zlib.crc32(hunt_id.encode()) % shards
 
 
+#: The prefix of a `fingerprint`; a stored one without it is a `legacy_fingerprint` (older releases).
+FINGERPRINT_V2 = "2:"
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def fingerprint(command: Command) -> str:
-    """A digest of the command's canonical JSON: the same command, the same digest."""
+    """A digest of the command's value, its type and fields in order: the same command,
+    the same digest, in every process and release (it is stored with the command's id).
+
+    The fields are validated values (strings, numbers, None), so they are encoded as
+    they are, with the log's fast JSON codec, not through a canonical JSON object.
+    """
+    cls = type(command)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
+    if cls is CreateHunt:  # (a definition is not a plain value; creating a hunt is rare)
+        return FINGERPRINT_V2 + legacy_fingerprint(command)
+    try:
+        data = dumps_bytes([cls.TYPE, *[getattr(command, name) for name in names]])
+    except TypeError:  # (a lone surrogate in a command built in Python: decide refuses it)
+        return FINGERPRINT_V2 + legacy_fingerprint(command)
+    return FINGERPRINT_V2 + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def legacy_fingerprint(command: Command) -> str:
+    """The digest older releases stored: of the command's canonical JSON."""
     text = json.dumps(to_json(command), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def same_command(stored: str, command: Command, digest: str) -> bool:
+    """Whether a stored fingerprint is `command`'s (`digest`), whichever release stored it."""
+    if stored.startswith(FINGERPRINT_V2):
+        return stored == digest
+    return stored == legacy_fingerprint(command)
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +113,7 @@ class EngineConfig:
     evict_check_s: float = 60.0
     checkpoint_every_s: float = 1.0  # WAL checkpoints run beside commits, not inside them
     lag_probe_s: float = LAG_PROBE_S  # how often the loop-lag probe sleeps (0: no probe)
+    gc_freeze: bool = True  # keep full GC collections short (see stats.GcPauses); process-wide
     clock: Callable[[], int] = wall_clock_ms
     vfs: str | None = None  # a registered SQLite VFS name (fault-injection tests)
 
@@ -549,7 +582,7 @@ class Engine:
             digest = fingerprint(command)
             known = self._commands.get(command_id) or self._inflight.get(command_id) or request.found
             if known is not None:
-                self._repeat(entry, command_id, digest, known)
+                self._repeat(entry, command, command_id, digest, known)
                 return
         else:
             digest = ""
@@ -584,10 +617,10 @@ class Engine:
         entry.result = Result(ok=True, events=tuple(entry.events))
         self.committer.append(entry)
 
-    def _repeat(self, entry: Entry, command_id: str, digest: str, known: Any) -> None:
+    def _repeat(self, entry: Entry, command: Command, command_id: str, digest: str, known: Any) -> None:
         """A command_id seen before: the same command gets the first result."""
         if isinstance(known, CommandRecord):
-            same, result = known.fingerprint == digest, known  # read back at `Ticket.result`
+            same, result = same_command(known.fingerprint, command, digest), known  # read back at `Ticket.result`
         else:
             first_digest, first_entry = known
             same, result = first_digest == digest, first_entry.result
@@ -935,7 +968,7 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     config = EngineConfig(path=str(path), **options)
     lock = EngineLock.acquire(config.path)
     stores: list[Store] = []
-    GC_PAUSES.acquire()
+    GC_PAUSES.acquire(freeze=config.gc_freeze)
     try:
         store = Store.open(config.path, sync=config.sync, vfs=config.vfs)
         stores.append(store)
@@ -949,6 +982,7 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
         checkpointer.watch_wal()
         engine = Engine(config, store, reader, checkpointer)
         await trio.to_thread.run_sync(engine._load, config.clock())
+        GC_PAUSES.freeze()  # the recovered state lives long: no full collection need scan it
         with _unwrapped_errors():
             async with trio.open_nursery() as nursery:
                 await engine._start(nursery)
@@ -964,4 +998,4 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
         for opened in reversed(stores):  # the writer last: its close checkpoints the WAL
             opened.close()
         lock.release()
-        GC_PAUSES.release()
+        GC_PAUSES.release(freeze=config.gc_freeze)

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from ..storage.store import CommandRecord
+
+_TS = CommandRecord._fields.index("ts")
 
 #: No record has left memory (any `ts` or `seq` is greater).
 _NEVER = -(2**63)
@@ -38,7 +41,10 @@ class RecentCommands:
         if cap < 1:
             raise ValueError(f"remember_commands: must be >= 1, got {cap}")
         self.cap = cap
-        self._records: dict[str, CommandRecord] = {}
+        # Plain tuples, not `CommandRecord`s: a tuple of strings and ints leaves the garbage
+        # collector's lists at its first collection, so 100,000 records cost a full
+        # collection nothing (a named tuple, like any instance, would be scanned every time).
+        self._records: dict[str, tuple[Any, ...]] = {}
         # Ids in commit order: a deque, because taking the first key of a dict that
         # keeps losing its first keys gets slower and slower (it skips the holes).
         self._order: deque[str] = deque()
@@ -56,7 +62,8 @@ class RecentCommands:
 
     def get(self, command_id: str) -> CommandRecord | None:
         """The remembered record of `command_id`, or None (which does not mean unknown)."""
-        return self._records.get(command_id)
+        found = self._records.get(command_id)
+        return None if found is None else CommandRecord._make(found)
 
     def load(self, records: Iterable[CommandRecord], spilled: CommandRecord | None, since_ts: int) -> None:
         """Start from `records` (oldest first) read at open; `spilled` is the newest
@@ -74,10 +81,10 @@ class RecentCommands:
         command_id = record.command_id
         if command_id in records:  # pragma: no cover - the engine never records an id twice in the window
             self._order.remove(command_id)
-        records[command_id] = record
+        records[command_id] = tuple(record)
         self._order.append(command_id)
         if len(records) > self.cap:
-            oldest = records.pop(self._order.popleft())
+            oldest = CommandRecord._make(records.pop(self._order.popleft()))
             self._spill(oldest)
             if self.unpruned_ts is None:
                 self.unpruned_ts = oldest.ts
@@ -94,7 +101,7 @@ class RecentCommands:
         """Drop records older than `cutoff_ts` (the window's start). Returns how many."""
         records, order = self._records, self._order
         forgotten = 0
-        while order and records[order[0]].ts < cutoff_ts:
+        while order and records[order[0]][_TS] < cutoff_ts:
             del records[order.popleft()]
             forgotten += 1
         return forgotten

@@ -21,6 +21,11 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def dumps_bytes(value: Any) -> bytes:
+    """`dumps`, as UTF-8 bytes (no decode): for hashing."""
+    return orjson.dumps(value)
+
+
 def encode_snapshot(data: dict[str, Any]) -> bytes:
     """A snapshot's stored form: compact JSON, zlib-compressed (fast level)."""
     return zlib.compress(orjson.dumps(data), 1)
