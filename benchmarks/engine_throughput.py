@@ -11,8 +11,9 @@ In one run, on the same disk:
 (b) the engine with the full game rules, through thengine/bench.py (100 hunts, 10,000
     players, 100 concurrent submitters, sync full). b/a says what the engine costs.
 
-Then: latency at an offered 10,000 commands/s (open loop, measured from each command's
-scheduled time); full replay speed (thengine/replay.py) on the database (b) wrote and
+Then: latency at an offered 10,000 and 2,000 commands/s (open loop, measured from each command's
+scheduled time), each beside the bare loop offered the same rate in the same run (sync full, and
+10,000/s at sync normal), with the p99 ratio engine/bare; full replay speed (thengine/replay.py) on the database (b) wrote and
 on a larger synthetic log; how long opening a database takes with snapshots and
 without; and the memory an active player costs in a 10,000-player hunt.
 """
@@ -101,6 +102,59 @@ async def group_commit(path: Path, *, tasks: int, appends: int) -> tuple[float, 
                 for k in range(tasks):
                     appenders.start_soon(appender, k, share + (k < extra))
             elapsed = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+    return appends / elapsed, percentiles(latencies)
+
+
+async def bare_open_loop(path: Path, *, rate: float, appends: int, sync: str = "full") -> tuple[float, dict[str, float]]:
+    """The bare loop offered `rate` appends/s on a fixed timetable (latency from the
+    scheduled time, as `thengine bench --rate`): the floor the engine's tail is judged by."""
+    store = Store.open(path, sync=sync)
+    store.disable_autocheckpoint()  # (as the engine: its checkpoints run beside the commits)
+    conn = store.conn
+    pending: list[tuple[object, ...]] = []
+    due: list[float] = []
+    latencies: list[float] = []
+    wakeup = trio.Event()
+    data = json.dumps({"player_id": "p1234", "clue_id": "c2", "answer": "the old mill", "attempts": 1})
+
+    def write(rows: list[tuple[object, ...]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_INSERT, rows)
+        conn.execute("COMMIT")
+
+    async def committer() -> None:
+        nonlocal wakeup, pending, due
+        while True:
+            if not pending:
+                wakeup = trio.Event()
+                await wakeup.wait()
+            rows, scheduled = pending, due
+            pending, due = [], []
+            await trio.to_thread.run_sync(write, rows)
+            now = trio.current_time()
+            latencies.extend(now - t for t in scheduled)
+
+    interval = 1.0 / rate
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(committer)
+            start = trio.current_time()
+            i = 0
+            while i < appends:
+                now = trio.current_time()
+                while i < appends and start + i * interval <= now:
+                    i += 1
+                    pending.append((i, f"h{i % 100}", i, "answer_wrong", T0 + i, data))
+                    due.append(start + (i - 1) * interval)
+                wakeup.set()
+                if i < appends:
+                    await trio.sleep_until(start + i * interval)
+            while len(latencies) < appends:
+                await trio.sleep(0.001)
+            elapsed = trio.current_time() - start
             nursery.cancel_scope.cancel()
     finally:
         store.close()
@@ -252,12 +306,20 @@ def main() -> None:
              f"{b.commands_per_s:,.0f} commands/s ({b.events_per_s:,.0f} events/s), {lat(b.latency_ms)}")
         show("b/a", f"{b.commands_per_s / rate_a:.2f}")
 
-        for rate in (10_000, 5_000):  # the asked-for rate, and half of it for comparison
-            offered = trio.run(lambda: run_bench(BenchConfig(commands=commands // (10_000 // rate), rate=rate)))
+        for sync, rate in (("full", 10_000), ("full", 2_000), ("normal", 10_000)):
+            # The engine's tail against the bare loop's at the same rate, in the same run.
+            n = commands if rate >= 10_000 else commands // 5
+            bare_rate, bare = trio.run(lambda: bare_open_loop(directory / f"bare-{sync}-{rate}.db", rate=rate,
+                                                              appends=n, sync=sync))
+            offered = trio.run(lambda: run_bench(BenchConfig(commands=n, rate=rate, sync=sync)))
             q = offered.latency_ms
-            show(f"open loop, {rate:,} commands/s offered, latency from the scheduled time",
+            show(f"open loop, {rate:,} commands/s offered, sync {sync}, latency from the scheduled time",
                  f"{offered.commands_per_s:,.0f} commands/s achieved; p50 {q['p50']:.1f} / p90 {q['p90']:.1f} / "
-                 f"p99 {q['p99']:.1f} / p99.9 {q['p999']:.1f} / max {q['max']:.1f} ms")
+                 f"p99 {q['p99']:.1f} / p99.9 {q['p999']:.1f} / max {q['max']:.1f} ms; GC pause max "
+                 f"{offered.gc_pause_ms['max']:.1f} ms")
+            show(f"  the bare loop at {rate:,}/s, sync {sync}",
+                 f"{bare_rate:,.0f} appends/s; p50 {bare['p50']:.1f} / p99 {bare['p99']:.1f} / max {bare['max']:.1f} ms")
+            show(f"  p99 engine/bare at {rate:,}/s, sync {sync}", f"{q['p99'] / bare['p99']:.2f} (target <= 2)")
 
         what, wall, cpu = replay_rate(engine_db)
         show(f"replay from scratch, database (b) ({what})",
