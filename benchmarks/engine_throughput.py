@@ -50,6 +50,13 @@ _INSERT = "INSERT INTO events (seq, hunt_id, version, type, ts, data) VALUES (?,
 
 # -- (a) the bare group-commit loop ----------------------------------------------------------
 
+def write_rows(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
+    """One batch, one transaction (in the writer thread)."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(_INSERT, rows)
+    conn.execute("COMMIT")
+
+
 async def group_commit(path: Path, *, tasks: int, appends: int) -> tuple[float, dict[str, float]]:
     """Appends/s and latency percentiles of the bare loop."""
     store = Store.open(path, sync="full")  # thengine's schema and pragmas: WAL, synchronous=FULL
@@ -62,11 +69,6 @@ async def group_commit(path: Path, *, tasks: int, appends: int) -> tuple[float, 
     seq = 0
     data = json.dumps({"player_id": "p1234", "clue_id": "c2", "answer": "the old mill", "attempts": 1})
 
-    def write(rows: list[tuple[object, ...]]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT, rows)
-        conn.execute("COMMIT")
-
     async def committer() -> None:
         nonlocal wakeup, pending, waiters
         while True:
@@ -75,7 +77,7 @@ async def group_commit(path: Path, *, tasks: int, appends: int) -> tuple[float, 
                 await wakeup.wait()
             rows, done = pending, waiters
             pending, waiters = [], []
-            await trio.to_thread.run_sync(write, rows)
+            await trio.to_thread.run_sync(write_rows, conn, rows)
             for event in done:
                 event.set()
 
@@ -120,11 +122,6 @@ async def bare_open_loop(path: Path, *, rate: float, appends: int, sync: str = "
     wakeup = trio.Event()
     data = json.dumps({"player_id": "p1234", "clue_id": "c2", "answer": "the old mill", "attempts": 1})
 
-    def write(rows: list[tuple[object, ...]]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT, rows)
-        conn.execute("COMMIT")
-
     async def committer() -> None:
         nonlocal wakeup, pending, due
         while True:
@@ -133,7 +130,7 @@ async def bare_open_loop(path: Path, *, rate: float, appends: int, sync: str = "
                 await wakeup.wait()
             rows, scheduled = pending, due
             pending, due = [], []
-            await trio.to_thread.run_sync(write, rows)
+            await trio.to_thread.run_sync(write_rows, conn, rows)
             now = trio.current_time()
             latencies.extend(now - t for t in scheduled)
 
