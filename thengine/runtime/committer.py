@@ -105,7 +105,7 @@ class Committer:
     """Owns the global `seq` counter and the write connection's transactions."""
 
     def __init__(self, store: Store, *, last_seq: int, max_batch: int, max_pending: int,
-                 publish: Callable[[list[StoredEvent]], None]) -> None:
+                 publish: Callable[[list[StoredEvent]], None], stats: EngineStats | None = None) -> None:
         self.store = store
         self.next_seq = last_seq + 1
         self.committed_seq = last_seq
@@ -121,7 +121,7 @@ class Committer:
         self.batches = 0
         self.batch_events = 0
         self.on_batch: Callable[[int, int, float], None] | None = None  # (entries, events, seconds)
-        self.stats = EngineStats()
+        self.stats = stats or EngineStats()  # (it times the commit stages)
 
     # -- called by shards (synchronously) ---------------------------------------------
     def new_event(self, entry: Entry, hunt_id: str, version: int, type: str, ts: int,

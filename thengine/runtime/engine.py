@@ -68,11 +68,11 @@ def fingerprint(command: Command) -> str:
     they are, with the log's fast JSON codec, not through a canonical JSON object.
     """
     cls = type(command)
+    if cls is CreateHunt:  # (a definition is not a plain value; creating a hunt is rare)
+        return FINGERPRINT_V2 + legacy_fingerprint(command)
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
-    if cls is CreateHunt:  # (a definition is not a plain value; creating a hunt is rare)
-        return FINGERPRINT_V2 + legacy_fingerprint(command)
     try:
         data = dumps_bytes([cls.TYPE, *[getattr(command, name) for name in names]])
     except TypeError:  # (a lone surrogate in a command built in Python: decide refuses it)
@@ -173,16 +173,13 @@ class Engine:
         self._drained = trio.Event()
         self._inboxes: list[trio.MemorySendChannel[_Request]] = []
         self._backlog: list[int] = []  # per shard: requests queued or in hand, not yet decided
-        self.committer = Committer(store, last_seq=store.last_seq(), max_batch=config.max_batch,
-                                   max_pending=config.max_pending, publish=self._publish)
-
-    # -- public API ---------------------------------------------------------------------
-    @property
-    def stats(self) -> EngineStats:
+        self.stats = EngineStats()
         """Where commands spend their time: histograms per stage, loop lag, GC pauses (see
         `stats`); ``engine.stats.to_json()`` gives their percentiles."""
-        return self.committer.stats
+        self.committer = Committer(store, last_seq=store.last_seq(), max_batch=config.max_batch,
+                                   max_pending=config.max_pending, publish=self._publish, stats=self.stats)
 
+    # -- public API ---------------------------------------------------------------------
     @property
     def committed_seq(self) -> int:
         """The last `seq` known durable."""

@@ -180,7 +180,7 @@ class Cursor(Generic[T]):
         feed = self.feed
         if pos is None or self.dropped:
             return 0, 0
-        if pos < feed.base or feed.head - pos > self.limit:
+        if feed.head - pos > self.limit:  # (a live position is never trimmed: it is the lowest kept)
             self.drop()
             return 0, 0
         end = min(feed.head, pos + limit)

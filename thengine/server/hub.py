@@ -16,7 +16,6 @@ gap and no duplicate (see `runtime.feed`).
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +58,8 @@ class ViewFeed:
         self._encodings = metrics.encodings.labels(view)
         self._own_encodings = metrics.encodings.labels(views.PLAYER)
         self.pushed = metrics.pushed.labels(view)
-        self.own: dict[int, tuple[str, StoredEvent | bytes]] = {}  # seq -> (player, event or their encoding)
-        self.owners: dict[str, list[int]] = {}  # player -> seqs of their private events held
+        # player -> {seq: the event, or their own encoding once made} of their private events held
+        self.own: dict[str, dict[int, StoredEvent | bytes]] = {}
         self._bodies: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self.feed: Feed[bytes] = engine.feed(hunt_id, ("json", view, id(self)), self._encode, on_trim=self._trimmed)
 
@@ -69,48 +68,36 @@ class ViewFeed:
         if self.view == views.PLAYER:
             player = owner(event)
             if player is not None:  # its owner's encoding is made when (if) the owner reads it
-                self.own[event.seq] = (player, event)
-                self.owners.setdefault(player, []).append(event.seq)
+                self.own.setdefault(player, {})[event.seq] = event
         return encode(event, self.view)
-
-    def _own(self, seq: int, player: str) -> bytes | None:
-        """`player`'s own encoding of the private event at `seq`, if it is theirs."""
-        found = self.own.get(seq)
-        if found is None or found[0] != player:
-            return None
-        if isinstance(found[1], StoredEvent):
-            self._own_encodings.inc()
-            found = self.own[seq] = (player, encode(found[1], OWN))
-        return found[1]  # type: ignore[return-value]
 
     def _trimmed(self, floor: int) -> None:
         """The feed let go of every entry up to `floor`: so do the private encodings."""
-        gone = [seq for seq in self.own if seq <= floor]
-        if not gone:
-            return
-        for seq in gone:
-            del self.own[seq]
-        for player in {player for player, seqs in self.owners.items() if seqs[0] <= floor}:
-            seqs = self.owners[player]
-            del seqs[:bisect_right(seqs, floor)]
-            if not seqs:
-                del self.owners[player]
+        for player, mine in list(self.own.items()):
+            for seq in [seq for seq in mine if seq <= floor]:  # (a player's few, oldest first)
+                del mine[seq]
+            if not mine:
+                del self.own[player]
 
-    def _mine(self, player: str | None, after: int, upto: int) -> bool:
-        """Whether `player` has a private event with a seq in ``(after, upto]``."""
-        seqs = self.owners.get(player) if player is not None else None
-        return bool(seqs) and bisect_right(seqs, upto) > bisect_right(seqs, after)  # type: ignore[arg-type]
+    def _mine(self, player: str | None, after: int, upto: int) -> dict[int, StoredEvent | bytes] | None:
+        """`player`'s private events if one has a seq in ``(after, upto]``, else None."""
+        mine = self.own.get(player) if player is not None else None  # type: ignore[arg-type]
+        return mine if mine and any(after < seq <= upto for seq in mine) else None
 
     def _parts(self, start: int, end: int, player: str | None) -> list[bytes]:
         feed = self.feed
         base = feed.base
         parts = feed.items[start - base:end - base]
-        if player is not None and self._mine(player, feed.seqs[start - base] - 1, feed.seqs[end - 1 - base]):
-            seqs = feed.seqs
-            for i in range(len(parts)):
-                mine = self._own(seqs[start - base + i], player)
-                if mine is not None:
-                    parts[i] = mine
+        seqs = feed.seqs[start - base:end - base]
+        mine = self._mine(player, seqs[0] - 1, seqs[-1])
+        if mine is not None:
+            for i, seq in enumerate(seqs):
+                found = mine.get(seq)
+                if found is not None:
+                    if isinstance(found, StoredEvent):
+                        self._own_encodings.inc()
+                        found = mine[seq] = encode(found, OWN)
+                    parts[i] = found
         return parts
 
     def _batch_end(self, start: int) -> tuple[int, bytes]:

@@ -39,25 +39,6 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
-class _EngineGauges:
-    """Read at scrape time: inbox depths and the committed seq (nothing to keep in step)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily("thengine_inbox_depth", "Commands waiting in each shard's inbox.",
-                                  labels=["shard"])
-        for shard, used in enumerate(self._engine.inbox_depths()):
-            depth.add_metric([str(shard)], used)
-        yield depth
-        yield GaugeMetricFamily("thengine_committed_seq", "The last durable seq.",
-                                value=self._engine.committed_seq)
-
-
 _STAGES = ("inbox_wait", "decide", "commit_wait", "commit", "commit_sync")
 
 
@@ -66,8 +47,9 @@ def _add(family: HistogramMetricFamily, labels: list[str], histogram: StageHisto
     family.add_metric(labels, buckets, histogram.sum)
 
 
-class _EngineStages:
-    """The engine's own stage histograms (`runtime.stats`), converted at scrape time."""
+class _FromEngine:
+    """Read from the engine at scrape time (nothing to keep in step): inbox depths, the
+    committed seq, and its own stage histograms (`runtime.stats`)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -76,7 +58,14 @@ class _EngineStages:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._engine.stats
+        engine = self._engine
+        depth = GaugeMetricFamily("thengine_inbox_depth", "Commands waiting in each shard's inbox.",
+                                  labels=["shard"])
+        for shard, used in enumerate(engine.inbox_depths()):
+            depth.add_metric([str(shard)], used)
+        yield depth
+        yield GaugeMetricFamily("thengine_committed_seq", "The last durable seq.", value=engine.committed_seq)
+        stats = engine.stats
         stages = HistogramMetricFamily("thengine_stage_seconds", "Where a command's time goes, by stage.",
                                        labels=["stage"])
         for name in _STAGES:
@@ -123,8 +112,7 @@ class ServerMetrics:
         self.auth_failures = Counter("thengine_auth_failures", "Hellos refused.", registry=registry)
         self._command_counters: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
-        registry.register(_EngineGauges(engine))  # type: ignore[arg-type]
-        registry.register(_EngineStages(engine))  # type: ignore[arg-type]
+        registry.register(_FromEngine(engine))  # type: ignore[arg-type]
         engine.on_commit_batch(self.on_commit_batch)
 
     def command(self, type: str, outcome: str, seconds: float | None = None) -> None:
