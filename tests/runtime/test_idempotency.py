@@ -203,7 +203,7 @@ async def test_a_lookup_does_not_vouch_for_records_committed_after_it_began(tmp_
 
 def test_the_fingerprint_is_of_the_value_and_tells_commands_apart() -> None:
     from thengine import AdjustScore, CheckIn, SubmitAnswer
-    from thengine.runtime.engine import FINGERPRINT_V2, fingerprint
+    from thengine.runtime.idempotency import FINGERPRINT_V2, fingerprint
 
     answer = SubmitAnswer(hunt_id="h", player_id="p1", clue_id="c1", answer="bell")
     assert fingerprint(answer) == fingerprint(SubmitAnswer(hunt_id="h", player_id="p1", clue_id="c1", answer="bell"))
@@ -218,7 +218,7 @@ def test_the_fingerprint_is_of_the_value_and_tells_commands_apart() -> None:
 
 async def test_a_record_stored_by_an_older_release_is_still_recognised_and_still_guards_its_id(tmp_path):
     """Records written with the legacy digest (canonical JSON) keep working after the upgrade."""
-    from thengine.runtime.engine import legacy_fingerprint
+    from thengine.runtime.idempotency import legacy_fingerprint
 
     db = tmp_path / "e.db"
     async with open_engine(db) as engine:

@@ -11,7 +11,6 @@ open from the latest snapshot plus later events.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import time
 import zlib
@@ -23,7 +22,7 @@ import attrs
 import trio
 
 from ..domain import views
-from ..domain.commands import Command, CreateHunt, Hunts, Leaderboard, Player, Query, Rejection, to_json
+from ..domain.commands import Command, Hunts, Leaderboard, Player, Query, Rejection
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
 from ..domain.definition import is_utf8
@@ -32,11 +31,11 @@ from ..domain.rules import decide, evolve
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..domain.timers import decide_timer
 from ..errors import EngineClosed, StorageError, ThengineError, UnknownHunt, leaves
-from ..storage.codec import dumps, dumps_bytes
+from ..storage.codec import dumps
 from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, SnapshotRow, Store
 from .committer import Committer, Entry
-from .idempotency import RecentCommands
+from .idempotency import RecentCommands, fingerprint, same_command
 from .recovery import LIFECYCLE, catalog_row, rebuild
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed
@@ -53,44 +52,6 @@ def wall_clock_ms() -> int:
 def shard_of(hunt_id: str, shards: int) -> int:
     """The shard that owns `hunt_id`: stable across processes, runs and machines."""
     return zlib.crc32(hunt_id.encode()) % shards
-
-
-#: The prefix of a `fingerprint`; a stored one without it is a `legacy_fingerprint` (older releases).
-FINGERPRINT_V2 = "2:"
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def fingerprint(command: Command) -> str:
-    """A digest of the command's value, its type and fields in order: the same command,
-    the same digest, in every process and release (it is stored with the command's id).
-
-    The fields are validated values (strings, numbers, None), so they are encoded as
-    they are, with the log's fast JSON codec, not through a canonical JSON object.
-    """
-    cls = type(command)
-    if cls is CreateHunt:  # (a definition is not a plain value; creating a hunt is rare)
-        return FINGERPRINT_V2 + legacy_fingerprint(command)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
-    try:
-        data = dumps_bytes([cls.TYPE, *[getattr(command, name) for name in names]])
-    except TypeError:  # (a lone surrogate in a command built in Python: decide refuses it)
-        return FINGERPRINT_V2 + legacy_fingerprint(command)
-    return FINGERPRINT_V2 + hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def legacy_fingerprint(command: Command) -> str:
-    """The digest older releases stored: of the command's canonical JSON."""
-    text = json.dumps(to_json(command), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def same_command(stored: str, command: Command, digest: str) -> bool:
-    """Whether a stored fingerprint is `command`'s (`digest`), whichever release stored it."""
-    if stored.startswith(FINGERPRINT_V2):
-        return stored == digest
-    return stored == legacy_fingerprint(command)
 
 
 @attrs.frozen(kw_only=True)

@@ -7,15 +7,23 @@ part and knows when such a lookup is needed: only while some record of the windo
 has left memory (`spilled_since`). Below the cap, a new id costs no lookup at all.
 
 Records arrive in commit order and leave in the same order (first in, first out), so
-both the cap and the window drop the oldest first.
+both the cap and the window drop the oldest first. A repeated id is the same command
+when its `fingerprint` matches the one stored (`same_command`, which also reads the
+digests older releases stored).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
+
+from ..domain.commands import Command, CreateHunt, to_json
+from ..storage.codec import dumps_bytes
 from ..storage.store import CommandRecord
 
 _TS = CommandRecord._fields.index("ts")
@@ -114,3 +122,43 @@ class RecentCommands:
         """The database no longer holds records older than `cutoff_ts`."""
         if self.unpruned_ts is not None:
             self.unpruned_ts = None if self.spilled_ts < cutoff_ts else cutoff_ts
+
+
+# -- fingerprints: is a repeated command_id the same command? --------------------------
+
+#: The prefix of a `fingerprint`; a stored one without it is a `legacy_fingerprint` (older releases).
+FINGERPRINT_V2 = "2:"
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def fingerprint(command: Command) -> str:
+    """A digest of the command's value, its type and fields in order: the same command,
+    the same digest, in every process and release (it is stored with the command's id).
+
+    The fields are validated values (strings, numbers, None), so they are encoded as
+    they are, with the log's fast JSON codec, not through a canonical JSON object.
+    """
+    cls = type(command)
+    if cls is CreateHunt:  # (a definition is not a plain value; creating a hunt is rare)
+        return FINGERPRINT_V2 + legacy_fingerprint(command)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
+    try:
+        data = dumps_bytes([cls.TYPE, *[getattr(command, name) for name in names]])
+    except TypeError:  # (a lone surrogate in a command built in Python: decide refuses it)
+        return FINGERPRINT_V2 + legacy_fingerprint(command)
+    return FINGERPRINT_V2 + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def legacy_fingerprint(command: Command) -> str:
+    """The digest older releases stored: of the command's canonical JSON."""
+    text = json.dumps(to_json(command), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def same_command(stored: str, command: Command, digest: str) -> bool:
+    """Whether a stored fingerprint is `command`'s (`digest`), whichever release stored it."""
+    if stored.startswith(FINGERPRINT_V2):
+        return stored == digest
+    return stored == legacy_fingerprint(command)
