@@ -7,6 +7,7 @@ from typing import Any
 
 from thengine.domain.events import StoredEvent
 from thengine.runtime.engine import Engine
+from thengine.runtime.feed import Feeds
 from thengine.server.hub import Hub, SubHandle
 from thengine.server.metrics import ServerMetrics
 from thengine.server.outbox import Outbox
@@ -16,18 +17,15 @@ class FakeEngine:
     """The engine's feeds (its own code) without shards, storage or a loop."""
 
     feed = Engine.feed
-    _forget_feed = Engine._forget_feed
-    _publish = Engine._publish
 
     def __init__(self) -> None:
         self.committed_seq = 0
         self.closed = False
-        self._feeds: dict[Any, Any] = {}
-        self._hunt_feeds: dict[Any, Any] = {}
+        self._feeds = Feeds(self._read_events)
 
     def commit(self, *events: StoredEvent) -> None:
         self.committed_seq = events[-1].seq
-        self._publish(list(events))
+        self._feeds.publish(list(events))
 
     async def _read_events(self, **kwargs: Any) -> list[StoredEvent]:
         raise AssertionError("these subscribers start live")
@@ -157,7 +155,7 @@ def test_after_the_last_subscriber_leaves_a_new_one_gets_a_fresh_feed() -> None:
     h, engine, _ = hub()
     first, _, _ = subscriber(h)
     h.remove(first)
-    assert engine._feeds == {}
+    assert len(engine._feeds) == 0
     engine.commit(hint(1, "p1"))
     _, box, _ = subscriber(h)
     engine.commit(hint(2, "p1"))

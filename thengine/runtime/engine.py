@@ -38,7 +38,7 @@ from .committer import Committer, Entry
 from .idempotency import RecentCommands, fingerprint, same_command
 from .recovery import LIFECYCLE, catalog_row, rebuild
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
-from .feed import Feed
+from .feed import Feed, Feeds
 from .stats import GC_PAUSES, LAG_PROBE_S, EngineStats
 from .subscriptions import Subscription
 from .timers import TimerQueue
@@ -124,8 +124,7 @@ class Engine:
         self._commands = RecentCommands(config.remember_commands)
         self._lookups: list[_Lookup] = []  # served by the replay reader, with the replays
         self._inflight: dict[str, tuple[str, Entry]] = {}
-        self._feeds: dict[tuple[str | None, Any], Feed[Any]] = {}  # (hunt_id, key) -> feed
-        self._hunt_feeds: dict[str | None, list[Feed[Any]]] = {}  # hunt_id (None: all) -> its feeds
+        self._feeds = Feeds(self._read_events)
         self.boards = BoardFeeds(self)
         self.timers = TimerQueue(config.clock)
         self._last_now = 0
@@ -138,7 +137,7 @@ class Engine:
         """Where commands spend their time: histograms per stage, loop lag, GC pauses (see
         `stats`); ``engine.stats.to_json()`` gives their percentiles."""
         self.committer = Committer(store, last_seq=store.last_seq(), max_batch=config.max_batch,
-                                   max_pending=config.max_pending, publish=self._publish, stats=self.stats)
+                                   max_pending=config.max_pending, publish=self._feeds.publish, stats=self.stats)
 
     # -- public API ---------------------------------------------------------------------
     @property
@@ -288,13 +287,7 @@ class Engine:
         and forgotten when its last cursor closes. See `feed.Feed`."""
         if self.closed:
             raise EngineClosed("the engine is closed")
-        feed = self._feeds.get((hunt_id, key))
-        if feed is None:
-            feed = Feed(hunt_id, encode, floor=self.committed_seq, read_log=self._read_events,
-                        on_empty=functools.partial(self._forget_feed, key), on_trim=on_trim)
-            self._feeds[(hunt_id, key)] = feed
-            self._hunt_feeds.setdefault(hunt_id, []).append(feed)
-        return feed
+        return self._feeds.get(hunt_id, key, encode, floor=self.committed_seq, on_trim=on_trim)
 
     @asynccontextmanager
     async def watch_leaderboard(self, hunt_id: str, *, limit: int = 10, interval_s: float = 0.25,
@@ -335,27 +328,6 @@ class Engine:
     def on_commit_batch(self, callback: Callable[[int, int, float], None] | None) -> None:
         """Call ``callback(entries, events, seconds)`` after every committed batch (metrics)."""
         self.committer.on_batch = callback
-
-    # -- feeds --------------------------------------------------------------------------
-    def _forget_feed(self, key: Any, feed: Feed[Any]) -> None:
-        if self._feeds.get((feed.hunt_id, key)) is feed:
-            del self._feeds[(feed.hunt_id, key)]
-            feeds = self._hunt_feeds[feed.hunt_id]
-            feeds.remove(feed)
-            if not feeds:
-                del self._hunt_feeds[feed.hunt_id]
-
-    def _publish(self, events: list[StoredEvent]) -> None:
-        """From the committer, after COMMIT: every feed of each event's hunt takes it."""
-        by_hunt = self._hunt_feeds
-        if not by_hunt:
-            return
-        everything = by_hunt.get(None, ())
-        for event in events:
-            for feed in by_hunt.get(event.hunt_id, ()):
-                feed.append(event)
-            for feed in everything:
-                feed.append(event)
 
     async def _read_events(self, **kwargs: Any) -> list[StoredEvent]:
         async with self._reader_lock:
@@ -806,8 +778,7 @@ class Engine:
         await self.committer.drain()
         while self._replays:
             await trio.sleep(0.001)
-        for feed in list(self._feeds.values()):
-            feed.close()
+        self._feeds.close()
         self.boards.close()
 
 

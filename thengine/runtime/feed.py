@@ -18,7 +18,7 @@ for a reader, and keeps only what some live reader has not read yet.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from ..domain.events import StoredEvent
 
@@ -211,3 +211,51 @@ class Cursor(Generic[T]):
             self.waiting = True
             self.feed._waiting.append(self)
 
+
+class Feeds:
+    """An engine's feeds by (hunt, key): each made on first use and forgotten when its last
+    cursor closes. `publish` hands every committed event to the feeds of its hunt and to
+    those of every hunt."""
+
+    def __init__(self, read_log: ReadLog) -> None:
+        self._read_log = read_log
+        self._by_key: dict[tuple[str | None, Any], Feed[Any]] = {}
+        self._by_hunt: dict[str | None, list[Feed[Any]]] = {}  # hunt_id (None: every hunt) -> its feeds
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def get(self, hunt_id: str | None, key: Any, encode: Callable[[StoredEvent], Any], *, floor: int,
+            on_trim: Callable[[int], None] | None = None) -> Feed[Any]:
+        """The feed for (`hunt_id`, `key`); a new one holds the events after `floor`."""
+        feed = self._by_key.get((hunt_id, key))
+        if feed is None:
+            feed = Feed(hunt_id, encode, floor=floor, read_log=self._read_log,
+                        on_empty=lambda gone: self._forget(key, gone), on_trim=on_trim)
+            self._by_key[(hunt_id, key)] = feed
+            self._by_hunt.setdefault(hunt_id, []).append(feed)
+        return feed
+
+    def _forget(self, key: Any, feed: Feed[Any]) -> None:
+        if self._by_key.get((feed.hunt_id, key)) is feed:
+            del self._by_key[(feed.hunt_id, key)]
+            feeds = self._by_hunt[feed.hunt_id]
+            feeds.remove(feed)
+            if not feeds:
+                del self._by_hunt[feed.hunt_id]
+
+    def publish(self, events: list[StoredEvent]) -> None:
+        """From the committer, after COMMIT (synchronously)."""
+        by_hunt = self._by_hunt
+        if not by_hunt:
+            return
+        everything = by_hunt.get(None, ())
+        for event in events:
+            for feed in by_hunt.get(event.hunt_id, ()):
+                feed.append(event)
+            for feed in everything:
+                feed.append(event)
+
+    def close(self) -> None:
+        for feed in list(self._by_key.values()):
+            feed.close()
