@@ -11,7 +11,6 @@ open from the latest snapshot plus later events.
 from __future__ import annotations
 
 import functools
-import json
 import time
 import zlib
 from collections import deque
@@ -28,15 +27,16 @@ from ..domain.events import StoredEvent
 from ..domain.definition import is_utf8
 from ..domain.result import Result
 from ..domain.rules import decide, evolve
-from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
+from ..domain.state import HuntState
 from ..domain.timers import decide_timer
 from ..errors import EngineClosed, StorageError, ThengineError, UnknownHunt, leaves
 from ..storage.codec import dumps
 from ..storage.lock import EngineLock
-from ..storage.store import CommandRecord, SnapshotRow, Store
+from ..storage.store import CommandRecord, Store
 from .committer import Committer, Entry
 from .idempotency import RecentCommands, fingerprint, same_command
 from .recovery import LIFECYCLE, catalog_row, rebuild
+from .residency import Residency
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed, Feeds
 from .stats import GC_PAUSES, LAG_PROBE_S, EngineStats
@@ -114,10 +114,11 @@ class Engine:
         self._reader = reader
         self._checkpointer = checkpointer
         self._reader_lock = trio.Lock()
-        self.hunts: dict[str, HuntState] = {}
-        self._snapshot_versions: dict[str, int] = {}
-        self._evicted: dict[str, dict[str, Any]] = {}  # hunt_id -> its `hunts` summary
-        self._loading: dict[str, trio.Event] = {}
+        self.residency = Residency(snapshot_every=config.snapshot_every,
+                                   snapshot_events_per_player=config.snapshot_events_per_player,
+                                   evict_after_s=config.evict_after_s)
+        self.hunts = self.residency.hunts  # hunt_id -> its state, for every hunt in memory
+        self._evicted = self.residency.evicted  # hunt_id -> its `hunts` summary, for those on disk only
         self._replays: list[_Replay] = []
         self._replays_waiting = trio.Event()
         self._replays_done = False
@@ -575,26 +576,9 @@ class Engine:
                 entry.catalog = catalog_row(state)
         assert state is not None
         self.hunts[hunt_id] = state
-        if state.version - self._snapshot_versions.get(hunt_id, 0) >= self._snapshot_interval(state):
-            entry.snapshot = self._snapshot(state)
+        if self.residency.due(state):
+            entry.snapshot = self.residency.snapshot(state, self.now())
         return state
-
-    def _snapshot_interval(self, state: HuntState) -> int:
-        """Events between two snapshots of `state`: more for bigger hunts.
-
-        Building a snapshot costs the loop time in proportion to the hunt's players
-        (about 36 ms for 10,000), so a fixed interval would make big hunts spend much
-        of their time snapshotting; scaling keeps it a small cost per event, while
-        recovery still replays at most this many events per hunt.
-        """
-        config = self.config
-        return max(config.snapshot_every, config.snapshot_events_per_player * len(state.players))
-
-    def _snapshot(self, state: HuntState) -> SnapshotRow:
-        """A snapshot of `state` now; its data is encoded later, in the writer thread."""
-        self._snapshot_versions[state.hunt_id] = state.version
-        return SnapshotRow(hunt_id=state.hunt_id, version=state.version, seq=state.seq,
-                           format=SNAPSHOT_FORMAT, state=to_snapshot(state), ts=self.now())
 
     # -- timers -------------------------------------------------------------------------
     async def _enqueue_timer(self, hunt_id: str, kind: str, due: int) -> bool:
@@ -628,21 +612,7 @@ class Engine:
         so that opening after a long pause does not wait for it.
         """
         store = self._store
-        catalog = store.hunt_catalog()
-        cutoff = now - self.config.evict_after_s * 1000
-        for hunt_id in store.hunt_ids():
-            row = catalog.get(hunt_id)
-            if row is not None and row.status == "ended" and row.ended_ts is not None and row.ended_ts < cutoff:
-                try:
-                    self._evicted[hunt_id] = json.loads(row.summary)
-                except ValueError:
-                    raise StorageError(f"{store.path}: the catalog row of hunt {hunt_id!r} is not valid JSON "
-                                       "(corrupted file?)") from None
-                continue
-            state, snapshot_version = rebuild(store, hunt_id)
-            if state is not None:
-                self.hunts[hunt_id] = state
-                self._snapshot_versions[hunt_id] = snapshot_version
+        self.residency.load(store, now)
         since = now - self.config.idempotency_window_s * 1000
         records, left_out = store.recent_commands(since, self.config.remember_commands)
         self._commands.load(records, left_out, since)
@@ -650,24 +620,13 @@ class Engine:
             self.timers.add(due, hunt_id, kind)
 
     async def _ensure_loaded(self, hunt_id: str) -> None:
-        """Bring an evicted hunt back into memory (once, however many ask at the same time)."""
-        if hunt_id not in self._evicted:
-            return
-        loading = self._loading.get(hunt_id)
-        if loading is not None:
-            await loading.wait()
-            return
-        loading = self._loading[hunt_id] = trio.Event()
-        try:
-            async with self._reader_lock:
-                state, snapshot_version = await trio.to_thread.run_sync(rebuild, self._reader, hunt_id)
-            if state is not None:
-                self.hunts[hunt_id] = state
-                self._snapshot_versions[hunt_id] = snapshot_version
-            del self._evicted[hunt_id]
-        finally:
-            del self._loading[hunt_id]
-            loading.set()
+        """Bring an evicted hunt back into memory (see `Residency.ensure_loaded`)."""
+        if hunt_id in self._evicted:
+            await self.residency.ensure_loaded(hunt_id, self._rebuild)
+
+    async def _rebuild(self, hunt_id: str) -> tuple[HuntState | None, int]:
+        async with self._reader_lock:
+            return await trio.to_thread.run_sync(rebuild, self._reader, hunt_id)
 
     async def _run_checkpoints(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Checkpoint the WAL now and then from a connection of its own, in a thread.
@@ -720,20 +679,12 @@ class Engine:
         A hunt leaves only once a committed snapshot covers its last event; otherwise a
         snapshot is queued now and the hunt leaves on a later round.
         """
-        cutoff = self.now() - self.config.evict_after_s * 1000
-        evicted = []
-        for hunt_id, state in list(self.hunts.items()):
-            if state.status != "ended" or state.ended_ts is None or state.ended_ts >= cutoff:
-                continue
-            if self._snapshot_versions.get(hunt_id) == state.version and self.committed_seq >= state.seq:
-                del self.hunts[hunt_id]
-                self._evicted[hunt_id] = views.hunt_summary(state)
-                evicted.append(hunt_id)
-            elif self._snapshot_versions.get(hunt_id) != state.version:
-                entry = Entry()
-                entry.snapshot = self._snapshot(state)
-                entry.catalog = catalog_row(state)
-                self.committer.append(entry)
+        evicted, uncovered = self.residency.evict(self.now(), self.committed_seq)
+        for state in uncovered:
+            entry = Entry()
+            entry.snapshot = self.residency.snapshot(state, self.now())
+            entry.catalog = catalog_row(state)
+            self.committer.append(entry)
         return evicted
 
     async def _start(self, nursery: trio.Nursery) -> None:
@@ -771,9 +722,9 @@ class Engine:
         # Shards drain their inboxes and exit; then the committer drains its queue.
         await self._drained.wait()
         for state in self.hunts.values():
-            if state.version > self._snapshot_versions.get(state.hunt_id, 0):
+            if self.residency.unsnapshotted(state):
                 entry = Entry()
-                entry.snapshot = self._snapshot(state)
+                entry.snapshot = self.residency.snapshot(state, self.now())
                 self.committer.append(entry)
         await self.committer.drain()
         while self._replays:
