@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from ..domain.events import StoredEvent
+from ..domain.result import Result
 from ..errors import StorageError
 from ..storage.codec import dumps, encode_snapshot
 from ..storage.store import Batch, CatalogRow, CommandRecord, EventRow, SnapshotRow, Store
@@ -44,7 +45,9 @@ class Entry:
         self._callback: Callable[[], None] | None = None
         self.on_commit: Callable[[], None] | None = None
         self.error: BaseException | None = None
-        self.result: Any = None
+        # The outcome: a `Result`, or for a repeated command_id the `CommandRecord` of its
+        # first run (whose events `Ticket.result` reads back from the log); None until decided.
+        self.result: Result | CommandRecord | None = None
         self.catalog: CatalogRow | None = None
         self.decided = 0.0  # when it was decided (perf_counter): the start of its commit wait
 

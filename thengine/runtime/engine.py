@@ -548,7 +548,8 @@ class Engine:
         entry.result = Result(ok=True, events=tuple(entry.events))
         self.committer.append(entry)
 
-    def _repeat(self, entry: Entry, command: Command, command_id: str, digest: str, known: Any) -> None:
+    def _repeat(self, entry: Entry, command: Command, command_id: str, digest: str,
+                known: CommandRecord | tuple[str, Entry]) -> None:
         """A command_id seen before: the same command gets the first result."""
         if isinstance(known, CommandRecord):
             same, result = same_command(known.fingerprint, command, digest), known  # read back at `Ticket.result`
@@ -761,6 +762,7 @@ class Ticket:
         result = self._entry.result
         if isinstance(result, CommandRecord):  # a repeat: the first result is in the log
             return await self._engine._replayed(result)
+        assert result is not None  # (decided before it is done)
         return result
 
     @property
