@@ -8,12 +8,12 @@ In one run, on the same disk:
     thengine database (WAL, synchronous=FULL); one committer takes every waiting row,
     writes them in ONE transaction with ONE thread hop (trio.to_thread.run_sync), and
     acknowledges the tasks after COMMIT. No rules, no JSON, no engine: the ceiling.
-(b) the engine with the full game rules, through thengine/bench.py (100 hunts, 10,000
+(b) the engine with the full game rules, through thengine/sim/bench.py (100 hunts, 10,000
     players, 100 concurrent submitters, sync full). b/a says what the engine costs.
 
 Then: latency at an offered 10,000 and 2,000 commands/s (open loop, measured from each command's
 scheduled time), each beside the bare loop offered the same rate in the same run (sync full, and
-10,000/s at sync normal), with the p99 ratio engine/bare; full replay speed (thengine/replay.py) on the database (b) wrote and
+10,000/s at sync normal), with the p99 ratio engine/bare; full replay speed (thengine/history/replay.py) on the database (b) wrote and
 on a larger synthetic log; how long opening a database takes with snapshots and
 without; and the memory an active player costs in a 10,000-player hunt.
 """
@@ -35,12 +35,12 @@ from pathlib import Path
 import apsw
 import trio
 
-from thengine.bench import BenchConfig, BenchResult, Workload, hunt_definition, joined_at_setup, percentiles, run_bench
+from thengine.sim.bench import BenchConfig, BenchResult, Workload, hunt_definition, joined_at_setup, percentiles, run_bench
 from thengine.domain.commands import CreateHunt, JoinHunt, Rejection, StartHunt
 from thengine.domain.events import StoredEvent
 from thengine.domain.rules import decide, evolve
 from thengine.domain.state import HuntState
-from thengine.replay import replay
+from thengine.history.replay import replay
 from thengine.runtime.engine import open_engine
 from thengine.storage.store import Batch, EventRow, Store
 

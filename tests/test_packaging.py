@@ -36,7 +36,7 @@ def test_an_installed_wheel_finds_its_migrations_and_demo_hunt_outside_the_check
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     code = (
-        "import thengine, thengine.storage.migrations as m, thengine.demo as d;"
+        "import thengine, thengine.storage.migrations as m, thengine.sim.demo as d;"
         "assert thengine.__file__.startswith(%r), thengine.__file__;"
         "import importlib.resources as r;"
         "assert (r.files('thengine') / '_hunts' / 'old-town.toml').is_file();"

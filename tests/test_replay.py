@@ -1,4 +1,4 @@
-"""thengine.replay: state rebuilt from the log alone, and snapshots checked against it."""
+"""thengine.history.replay: state rebuilt from the log alone, and snapshots checked against it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import apsw
 import pytest
 
 from thengine import open_engine
-from thengine import replay as replay_module
-from thengine.bench import BenchConfig, Workload, setup
+from thengine.history import replay as replay_module
+from thengine.sim.bench import BenchConfig, Workload, setup
 from thengine.domain.state import to_snapshot
-from thengine.replay import UnknownHunt, check, replay, verify
+from thengine.history.replay import UnknownHunt, check, replay, verify
 from thengine.storage.store import Store
 
 from .cli.helpers_replay import FakeClock, make_log, rewrite_snapshot

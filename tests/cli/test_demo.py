@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from thengine.demo import example_hunt
+from thengine.sim.demo import example_hunt
 from thengine.storage.store import Store
 
 from .helpers_replay import assert_error, invoke

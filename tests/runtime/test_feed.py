@@ -147,7 +147,7 @@ def test_a_cursor_starting_inside_what_is_held_starts_right_after_its_seq(after:
 async def test_a_failing_engine_task_ends_open_engine_at_once_with_its_error(tmp_path: Any) -> None:
     """A bug in a feed's encoder (run by the committer) stops the engine; no grace is waited."""
     from thengine import open_engine
-    from thengine.bench import hunt_definition
+    from thengine.sim.bench import hunt_definition
     from thengine.domain.commands import CreateHunt
 
     def broken(event: StoredEvent) -> bytes:

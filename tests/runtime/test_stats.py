@@ -8,7 +8,7 @@ import math
 import pytest
 
 from thengine import JoinHunt, open_engine
-from thengine.bench import hunt_definition
+from thengine.sim.bench import hunt_definition
 from thengine.domain.commands import CreateHunt, StartHunt
 from thengine.runtime.stats import BOUNDS, GC_PAUSES, STAGES, Histogram
 

@@ -11,7 +11,7 @@ from typing import TextIO
 import click
 import trio
 
-from ..bench import BenchConfig, BenchError, BenchResult, run_bench
+from ..sim.bench import BenchConfig, BenchError, BenchResult, run_bench
 from ._group import BadInput, Failure, main
 
 

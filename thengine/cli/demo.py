@@ -10,7 +10,7 @@ from typing import TextIO
 import click
 import trio
 
-from ..demo import DemoConfig, DemoError, DemoStatus, DemoSummary, run_demo
+from ..sim.demo import DemoConfig, DemoError, DemoStatus, DemoSummary, run_demo
 from ._group import DEFAULT_DB, BadInput, Failure, main
 from .bench import check_db_file
 

@@ -15,7 +15,7 @@ from ..domain.commands import Rejection
 from ..domain.definition import format_ts, parse_ts
 from ..domain.state import HuntState
 from ..errors import StorageError
-from ..replay import ReplayResult, UnknownHunt, check, replay
+from ..history.replay import ReplayResult, UnknownHunt, check, replay
 from ..storage.store import Store
 from ._group import DEFAULT_DB, BadInput, Failure, main
 

@@ -35,7 +35,7 @@ from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, Store
 from .committer import Committer, Entry
 from .idempotency import RecentCommands, fingerprint, same_command
-from .recovery import LIFECYCLE, catalog_row, rebuild
+from ..history.recovery import LIFECYCLE, catalog_row, rebuild
 from .residency import Residency
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed, Feeds

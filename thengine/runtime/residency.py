@@ -19,7 +19,7 @@ from ..domain import views
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..errors import StorageError
 from ..storage.store import SnapshotRow, Store
-from .recovery import rebuild
+from ..history.recovery import rebuild
 
 
 class Residency:

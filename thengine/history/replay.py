@@ -26,11 +26,11 @@ from typing import Any
 
 import attrs
 
-from .domain.rules import evolve
-from .domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
-from .errors import StorageError, UnknownHunt
-from .storage import codec
-from .storage.store import Store
+from ..domain.rules import evolve
+from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
+from ..errors import StorageError, UnknownHunt
+from ..storage import codec
+from ..storage.store import Store
 
 #: Rows fetched per read transaction.
 PAGE_SIZE = 10_000

@@ -36,11 +36,11 @@ from typing import Any, Callable, Iterable, Iterator
 import attrs
 import trio
 
-from .domain.commands import Command, CreateHunt, Hunts, JoinHunt, RequestHint, StartHunt, SubmitAnswer
-from .domain.definition import Clue, Hint, HuntDefinition
-from .domain.result import Result
-from .runtime.engine import Engine, Ticket, open_engine
-from .runtime.stats import LAG_PROBE_S
+from ..domain.commands import Command, CreateHunt, Hunts, JoinHunt, RequestHint, StartHunt, SubmitAnswer
+from ..domain.definition import Clue, Hint, HuntDefinition
+from ..domain.result import Result
+from ..runtime.engine import Engine, Ticket, open_engine
+from ..runtime.stats import LAG_PROBE_S
 
 #: How often the progress callback is called, in seconds.
 PROGRESS_INTERVAL_S = 0.5

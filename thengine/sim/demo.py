@@ -23,10 +23,10 @@ import attrs
 import trio
 
 from .bench import percentiles
-from .domain.commands import CreateHunt, EndHunt, Hunts, JoinHunt, Leaderboard, RequestHint, StartHunt, SubmitAnswer
-from .domain.definition import HuntDefinition, parse_hunt_toml
-from .domain.result import Result
-from .runtime.engine import Engine, open_engine
+from ..domain.commands import CreateHunt, EndHunt, Hunts, JoinHunt, Leaderboard, RequestHint, StartHunt, SubmitAnswer
+from ..domain.definition import HuntDefinition, parse_hunt_toml
+from ..domain.result import Result
+from ..runtime.engine import Engine, open_engine
 
 EXAMPLE_HUNT = "old-town.toml"
 #: How often the live display is refreshed, in seconds.
@@ -107,7 +107,7 @@ class DemoSummary:
 def example_hunt(name: str = EXAMPLE_HUNT) -> HuntDefinition:
     """An example hunt: from the installed wheel (``thengine/_hunts``), else from a checkout."""
     packaged = importlib.resources.files("thengine") / "_hunts" / name
-    checkout = Path(__file__).resolve().parent.parent / "examples" / "hunts" / name
+    checkout = Path(__file__).resolve().parents[2] / "examples" / "hunts" / name
     for candidate in (packaged, checkout):
         if candidate.is_file():
             return parse_hunt_toml(candidate.read_text(encoding="utf-8"))
