@@ -380,3 +380,4 @@ def test_a_state_restored_from_a_snapshot_decides_like_the_live_one(definition, 
             state = evolve(state, log[-1])
             restored = evolve(restored, log[-1])
         assert to_snapshot(restored) == to_snapshot(state)
+

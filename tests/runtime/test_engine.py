@@ -616,3 +616,30 @@ async def test_big_hunts_are_snapshotted_less_often_in_proportion_to_their_playe
             versions = [s.version for s in store.snapshots("h")]
     # Every max(10, 2 * 10 players) = 20 events, not every 10.
     assert versions == [20, 40]
+
+
+async def test_a_big_hunt_is_snapshotted_in_slices_while_commands_go_on(tmp_path):
+    """700 players is more than one slice: the snapshot is taken a slice at a time,
+    commands are decided in between, and what is stored equals a replay to its version."""
+    from thengine.runtime.engine import SNAPSHOT_SLICE
+    from thengine.storage.codec import decode_snapshot
+    db = tmp_path / "e.db"
+    players = 700
+    assert 2 * players > SNAPSHOT_SLICE
+    due = players + 5
+    async with open_engine(db, snapshot_every=due, snapshot_events_per_player=0) as engine:
+        await running_hunt(engine)
+        tickets = [await engine.send(join("h", f"p{p}")) for p in range(players)]
+        tickets += [await engine.send(answer("h", f"p{i}", 0, "wrong")) for i in range(300)]
+        for ticket in tickets:
+            assert (await ticket.result()).ok
+        with trio.fail_after(10), Store.open(db, readonly=True) as store:
+            while not (snapshots := list(store.snapshots("h"))):  # committed after its last slice
+                await trio.sleep(0.01)
+        head = engine.hunts["h"].version
+    assert len(snapshots) == 1
+    snapshot = snapshots[0]
+    assert due < snapshot.version <= head  # events were decided while it was being built
+    log = [e for e in log_of(db) if e.version <= snapshot.version]
+    assert decode_snapshot(snapshot.state) == replayed(log)["h"]
+    assert snapshot.seq == log[-1].seq

@@ -21,7 +21,7 @@ from .definition import (
     MAX_DEFINITION_BYTES, Clue, format_ts, normalize_answer, parse_definition, parse_ts,
 )
 from .events import NewEvent, StoredEvent
-from .state import Group, HuntState, PlayerState
+from .state import Group, HuntState, PlayerState, note_touched
 
 #: Wrong answers on one clue that start a cooldown (when the hunt sets one).
 WRONG_ANSWERS_BEFORE_COOLDOWN = 3
@@ -327,6 +327,8 @@ def evolve(state: HuntState | None, event: StoredEvent) -> HuntState:
     else:
         assert state is not None, f"event {event.seq} ({event.type}) before hunt_created"
         _APPLIERS[event.type](state, event.data, event.ts)
+        if state.touched is not None:
+            note_touched(state, event.data)
     state.version = event.version
     state.seq = event.seq
     return state

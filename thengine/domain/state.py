@@ -7,7 +7,10 @@ clock; players point at their group. The ranking is a sorted list of rank keys
 leaderboard query is a slice, never a sort.
 
 `to_snapshot` / `from_snapshot` turn a state into JSON-ready data and back; two
-states are equal exactly when their snapshots are equal.
+states are equal exactly when their snapshots are equal. The runtime builds big
+snapshots in slices (`thengine.runtime.snapshots`) while events go on changing the
+state: `evolve` notes what each event touches (`HuntState.touched`, `note_touched`)
+so that the builder can take those players and groups again.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ class HuntState:
         self.groups: dict[GroupKey, Group] = {}
         self.active_players = 0
         self.ranking: list[tuple[int, int, str, str]] = []
+        # While a snapshot is built in slices: the players and groups that events changed since
+        # it began, in the order first touched (dicts used as ordered sets).
+        self.touched: tuple[dict[str, None], dict[GroupKey, None]] | None = None
 
     # -- ranking -----------------------------------------------------------------
     def rerank(self, group: Group) -> None:
@@ -114,27 +120,30 @@ class HuntState:
         return self.groups[(rank_key[3], rank_key[2])]
 
 
-def to_snapshot(state: HuntState) -> dict[str, Any]:
-    """JSON-ready data that `from_snapshot` turns back into an equal state."""
-    groups = []
-    for group in state.groups.values():
-        groups.append({
-            "kind": group.kind,
-            "id": group.id,
-            "members": list(group.members),
-            "joined_ts": group.joined_ts,
-            "score": group.score,
-            "reached_ts": group.reached_ts,
-            "treasure_ts": group.treasure_ts,
-            "progress": {
-                clue_id: [p.solved_ts, p.hints, p.wrong, p.cooldown_until]
-                for clue_id, p in group.progress.items()
-            },
-        })
-    players = {
-        player_id: [p.group.kind, p.group.id, p.active, p.removed, p.joined_ts]
-        for player_id, p in state.players.items()
+def group_row(group: Group) -> dict[str, Any]:
+    """One group, as in a snapshot's ``groups`` list."""
+    return {
+        "kind": group.kind,
+        "id": group.id,
+        "members": list(group.members),
+        "joined_ts": group.joined_ts,
+        "score": group.score,
+        "reached_ts": group.reached_ts,
+        "treasure_ts": group.treasure_ts,
+        "progress": {
+            clue_id: [p.solved_ts, p.hints, p.wrong, p.cooldown_until]
+            for clue_id, p in group.progress.items()
+        },
     }
+
+
+def player_row(player: PlayerState) -> list[Any]:
+    """One player, as a value of a snapshot's ``players``."""
+    return [player.group.kind, player.group.id, player.active, player.removed, player.joined_ts]
+
+
+def snapshot_data(state: HuntState, groups: Any, players: Any) -> dict[str, Any]:
+    """The snapshot of `state` around its groups and players, taken already."""
     return {
         "format": SNAPSHOT_FORMAT,
         "definition": state.definition.to_json(),
@@ -148,6 +157,29 @@ def to_snapshot(state: HuntState) -> dict[str, Any]:
         "groups": groups,
         "players": players,
     }
+
+
+def to_snapshot(state: HuntState) -> dict[str, Any]:
+    """JSON-ready data that `from_snapshot` turns back into an equal state."""
+    groups = [group_row(group) for group in state.groups.values()]
+    players = {player_id: player_row(p) for player_id, p in state.players.items()}
+    return snapshot_data(state, groups, players)
+
+
+def note_touched(state: HuntState, data: dict[str, Any]) -> None:
+    """Record, for a snapshot being built, the player and group an event changed.
+
+    Every event that changes a player or a group names the player (``player_id``) or,
+    for a team's score, the team (``team_id``); hunt-wide fields are read at the end.
+    """
+    assert state.touched is not None
+    players, groups = state.touched
+    player_id = data.get("player_id")
+    if player_id is not None:
+        players[player_id] = None
+        groups[state.players[player_id].group.key] = None
+    elif "team_id" in data:
+        groups[("team", data["team_id"])] = None
 
 
 def from_snapshot(data: dict[str, Any]) -> HuntState:

@@ -5,7 +5,8 @@ Every hunt in memory is a `HuntState` in `hunts`. Hunts that ended long ago
 only their catalog summary stays (`evicted`, for the `hunts` query), and they are
 rebuilt from their latest snapshot when something asks for them again. A hunt is
 snapshotted every `interval` events: more for bigger hunts, since a snapshot costs
-the loop time in proportion to the players.
+the loop time in proportion to the players. A big hunt's snapshot is built a slice at
+a time (`SnapshotBuilder`), so that no slice holds the loop for long.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..errors import StorageError
 from ..storage.store import SnapshotRow, Store
 from ..history.recovery import rebuild
+from .snapshots import SnapshotBuilder
 
 
 class Residency:
@@ -30,6 +32,7 @@ class Residency:
         self.evicted: dict[str, dict[str, Any]] = {}  # hunt_id -> its `hunts` summary
         self._snapshot_versions: dict[str, int] = {}  # hunt_id -> the version of its newest snapshot
         self._loading: dict[str, trio.Event] = {}
+        self._building: dict[str, SnapshotBuilder] = {}  # hunt_id -> its snapshot being built
         self._snapshot_every = snapshot_every
         self._events_per_player = snapshot_events_per_player
         self._evict_after_ms = evict_after_s * 1000
@@ -84,15 +87,38 @@ class Residency:
         return max(self._snapshot_every, self._events_per_player * len(state.players))
 
     def due(self, state: HuntState) -> bool:
-        """Whether `state` has gone `interval` events since its last snapshot."""
-        return state.version - self._snapshot_versions.get(state.hunt_id, 0) >= self.interval(state)
+        """Whether `state` has gone `interval` events since its last snapshot (and none is
+        being built)."""
+        return (state.version - self._snapshot_versions.get(state.hunt_id, 0) >= self.interval(state)
+                and state.hunt_id not in self._building)
 
     def unsnapshotted(self, state: HuntState) -> bool:
         """Whether `state` has events that no snapshot covers."""
         return state.version > self._snapshot_versions.get(state.hunt_id, 0)
 
+    def begin(self, state: HuntState) -> SnapshotBuilder:
+        """Start building a snapshot of `state`, to take in steps (`building`, `finish`)."""
+        builder = self._building[state.hunt_id] = SnapshotBuilder(state)
+        return builder
+
+    def building(self, builder: SnapshotBuilder) -> bool:
+        """Whether `builder` is still the one wanted (not abandoned for a whole snapshot)."""
+        return self._building.get(builder.state.hunt_id) is builder
+
+    def finish(self, builder: SnapshotBuilder, ts: int) -> SnapshotRow:
+        """The snapshot `builder` built (its blob ready), as a row to commit."""
+        assert builder.blob is not None
+        state = builder.state
+        del self._building[state.hunt_id]
+        self._snapshot_versions[state.hunt_id] = builder.version
+        return SnapshotRow(hunt_id=state.hunt_id, version=builder.version, seq=builder.seq,
+                           format=SNAPSHOT_FORMAT, state=builder.blob, ts=ts)
+
     def snapshot(self, state: HuntState, ts: int) -> SnapshotRow:
-        """A snapshot of `state` now; its data is encoded later, in the writer thread."""
+        """A whole snapshot of `state` now, in one go (any being built is abandoned)."""
+        builder = self._building.pop(state.hunt_id, None)
+        if builder is not None:
+            builder.abandon()
         self._snapshot_versions[state.hunt_id] = state.version
         return SnapshotRow(hunt_id=state.hunt_id, version=state.version, seq=state.seq,
                            format=SNAPSHOT_FORMAT, state=to_snapshot(state), ts=ts)
@@ -112,6 +138,6 @@ class Residency:
                 del self.hunts[hunt_id]
                 self.evicted[hunt_id] = views.hunt_summary(state)
                 evicted.append(hunt_id)
-            elif not covered:
+            elif not covered and hunt_id not in self._building:
                 to_snapshot_first.append(state)
         return evicted, to_snapshot_first
