@@ -22,7 +22,7 @@ from thengine.domain.commands import (
 from thengine.domain.definition import format_ts, parse_definition
 from thengine.domain.events import EVENT_TYPES, NewEvent, StoredEvent
 from thengine.domain.rules import decide, evolve
-from thengine.domain.state import HuntState, from_snapshot, to_snapshot
+from thengine.domain.state import HuntState, from_snapshot, pack_progress, to_snapshot, unpack_progress
 from thengine.domain.timers import END, START, decide_timer, timers_for
 
 T0 = 1_800_000_000_000
@@ -147,7 +147,7 @@ def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
         if member is not None:
             progress = member.group.progress
             position = next((n for n, c in enumerate(definition["clues"])
-                             if (p := progress.get(c["id"])) is None or p.solved_ts is None), 0)
+                             if member.group.clue(c["id"])[0] is None), 0)
         located = "location" in definition["clues"][position]
         op = {
             "solve": ("check_in", op[1], position, "near") if located else ("answer", op[1], position, "right"),
@@ -272,14 +272,13 @@ def check_invariants(state: HuntState, log: list[StoredEvent]) -> None:
         assert (player_id in member.group.members) == (not member.removed)
         assert not (member.active and member.removed)
     for group in state.groups.values():
-        solved = [c for c in definition.clues if (p := group.progress.get(c.id)) and p.solved_ts is not None]
+        solved = [c for c in definition.clues if group.clue(c.id)[0] is not None]
         assert group.solved == len(solved)
         if definition.order == "sequential":
             assert solved == list(definition.clues[:len(solved)])
         assert (group.treasure_ts is not None) == (group.solved == len(definition.clues))
         for clue in definition.clues:
-            progress = group.progress.get(clue.id)
-            assert progress is None or progress.hints <= len(clue.hints)
+            assert group.clue(clue.id)[1] <= len(clue.hints)  # hints revealed
 
 
 def check_scores(state: HuntState, log: list[StoredEvent]) -> None:
@@ -292,10 +291,9 @@ def check_scores(state: HuntState, log: list[StoredEvent]) -> None:
     for key, group in state.groups.items():
         expected = adjustments.get(key, 0)
         for clue in state.definition.clues:
-            progress = group.progress.get(clue.id)
-            if progress is not None:
-                expected += clue.points if progress.solved_ts is not None else 0
-                expected -= sum(h.penalty for h in clue.hints[:progress.hints])
+            solved_ts, hints, _, _ = group.clue(clue.id)
+            expected += clue.points if solved_ts is not None else 0
+            expected -= sum(h.penalty for h in clue.hints[:hints])
         assert group.score == expected, (key, group.score, expected)
     # The same, read from the events alone.
     from_events: dict[tuple[str, str], int] = {}
@@ -381,3 +379,24 @@ def test_a_state_restored_from_a_snapshot_decides_like_the_live_one(definition, 
             restored = evolve(restored, log[-1])
         assert to_snapshot(restored) == to_snapshot(state)
 
+
+
+timestamps = st.none() | st.integers(0, 2**63)
+
+
+@given(solved_ts=timestamps, hints=st.integers(0, 2**32 - 1), wrong=st.integers(0, 10**30), cooldown_until=timestamps)
+def test_a_clue_progress_packs_into_one_int_and_back(solved_ts, hints, wrong, cooldown_until):
+    progress = (solved_ts, hints, wrong, cooldown_until)
+    assert unpack_progress(pack_progress(*progress)) == progress
+
+
+def test_a_groups_progress_is_invisible_to_the_garbage_collector():
+    """A full collection's pause grows with tracked objects: a group's progress adds none."""
+    import gc
+    clue = {"id": "c0", "prompt": "?", "points": 10, "answers": ["answer 0", "x"],
+            "hints": [{"text": "h", "penalty": 1, "unlock_after_s": 0}]}
+    definition = {"id": HUNT, "title": "t", "order": "any", "clues": [clue]}
+    state, _, _ = play(definition, [(0, ("join", "p0", None)), (0, ("start",)), (1, ("next", "p0", "wrong")),
+                                    (1, ("next", "p0", "next_hint")), (1, ("next", "p0", "solve"))])
+    group = state.players["p0"].group
+    assert group.progress and not gc.is_tracked(group.progress)

@@ -64,9 +64,9 @@ def clue_available_ts(state: HuntState, group: Group, clue: Clue, position: int)
     """When `clue` became open to `group`: the start of its hint unlock clock."""
     since = max(group.joined_ts, state.started_ts or group.joined_ts)
     if state.definition.order == "sequential" and position > 0:
-        previous = group.progress.get(state.definition.clues[position - 1].id)
-        if previous is not None and previous.solved_ts is not None:
-            since = max(since, previous.solved_ts)
+        previous_solved_ts = group.clue(state.definition.clues[position - 1].id)[0]
+        if previous_solved_ts is not None:
+            since = max(since, previous_solved_ts)
     return since
 
 
@@ -184,8 +184,8 @@ def _playing(state: HuntState, player_id: str, clue_id: str, now: int
         return _reject("unknown_clue", f"hunt {state.hunt_id!r} has no clue {clue_id!r}")
     position = definition.clue_position(clue_id)
     assert position is not None
-    progress = player.group.progress.get(clue_id)
-    if progress is not None and progress.solved_ts is not None:
+    solved_ts = player.group.clue(clue_id)[0]
+    if solved_ts is not None:
         return _reject("already_solved", f"clue {clue_id!r} is already solved")
     if not is_open(state, player.group, position):
         return _reject("clue_locked", f"clue {clue_id!r} is not open yet: solve the clues before it first")
@@ -209,13 +209,13 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
     player, clue, _ = checked
     if clue.location is not None:
         return _reject("invalid_command", f"clue {clue.id!r} is solved by check_in at a place, not by an answer")
-    progress = player.group.progress.get(clue.id)
-    if progress is not None and progress.cooldown_until is not None and now < progress.cooldown_until:
-        wait_s = math.ceil((progress.cooldown_until - now) / 1000)
+    _, _, wrong, cooldown_until = player.group.clue(clue.id)
+    if cooldown_until is not None and now < cooldown_until:
+        wait_s = math.ceil((cooldown_until - now) / 1000)
         return _reject("cooldown", f"too many wrong answers on clue {clue.id!r}: try again in {wait_s} s")
     if normalize_answer(command.answer) in clue.normalized_answers:
         return _solved(state, command, player, clue, {"via": "answer"})
-    attempts = (progress.wrong if progress is not None else 0) + 1
+    attempts = wrong + 1
     data = {**_who(command.player_id, player), "clue_id": clue.id, "answer": command.answer,
             "attempts": attempts}
     cooldown_s = state.definition.wrong_answer_cooldown_s
@@ -264,8 +264,7 @@ def _hint(state: HuntState, command: RequestHint, now: int) -> Decision:
     if isinstance(checked, Rejection):
         return checked
     player, clue, position = checked
-    progress = player.group.progress.get(clue.id)
-    revealed = progress.hints if progress is not None else 0
+    revealed = player.group.clue(clue.id)[1]
     if revealed >= len(clue.hints):
         return _reject("no_more_hints", f"clue {clue.id!r} has no more hints ({len(clue.hints)} revealed)")
     hint = clue.hints[revealed]
@@ -374,7 +373,7 @@ def _on_joined(state: HuntState, data: dict[str, Any], ts: int) -> None:
     group = state.groups.get(key)
     if group is None:
         group = state.groups[key] = Group(key[0], key[1], ts)
-    group.members.append(player_id)
+    group.members += (player_id,)
     state.players[player_id] = PlayerState(group, ts)
     state.active_players += 1
     if len(group.members) == 1:
@@ -393,28 +392,29 @@ def _on_removed(state: HuntState, data: dict[str, Any], ts: int) -> None:
         state.active_players -= 1
     player.active = False
     player.removed = True
-    player.group.members.remove(player_id)
+    player.group.members = tuple(member for member in player.group.members if member != player_id)
     if not player.group.members:
         state.rerank(player.group)
 
 
 def _on_wrong(state: HuntState, data: dict[str, Any], ts: int) -> None:
-    progress = _group_of(state, data).clue(data["clue_id"])
-    progress.wrong = data["attempts"]
-    if "cooldown_until" in data:
-        progress.cooldown_until = data["cooldown_until"]
+    group, clue_id = _group_of(state, data), data["clue_id"]
+    solved_ts, hints, _, cooldown_until = group.clue(clue_id)
+    group.set_clue(clue_id, (solved_ts, hints, data["attempts"], data.get("cooldown_until", cooldown_until)))
 
 
 def _on_solved(state: HuntState, data: dict[str, Any], ts: int) -> None:
-    group = _group_of(state, data)
-    group.clue(data["clue_id"]).solved_ts = ts
+    group, clue_id = _group_of(state, data), data["clue_id"]
+    _, hints, wrong, cooldown_until = group.clue(clue_id)
+    group.set_clue(clue_id, (ts, hints, wrong, cooldown_until))
     group.solved += 1
     _score(state, group, data["points"], ts)
 
 
 def _on_hint(state: HuntState, data: dict[str, Any], ts: int) -> None:
-    group = _group_of(state, data)
-    group.clue(data["clue_id"]).hints += 1
+    group, clue_id = _group_of(state, data), data["clue_id"]
+    solved_ts, hints, wrong, cooldown_until = group.clue(clue_id)
+    group.set_clue(clue_id, (solved_ts, hints + 1, wrong, cooldown_until))
     _score(state, group, -data["penalty"], ts)
 
 

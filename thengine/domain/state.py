@@ -26,16 +26,36 @@ SNAPSHOT_FORMAT = 1
 GroupKey = tuple[str, str]  # (kind, id): ("player", "p1") or ("team", "red")
 
 
-class ClueProgress:
-    """One group's progress on one clue."""
+#: One group's progress on one clue: ``(solved_ts, hints, wrong, cooldown_until)``, the
+#: solve time (or None), hints revealed, wrong answers so far and the end of a cooldown
+#: (or None).
+ClueProgress = tuple[int | None, int, int, int | None]
 
-    __slots__ = ("solved_ts", "hints", "wrong", "cooldown_until")
+#: The progress on a clue nobody in the group has touched.
+UNTOUCHED: ClueProgress = (None, 0, 0, None)
 
-    def __init__(self) -> None:
-        self.solved_ts: int | None = None
-        self.hints = 0
-        self.wrong = 0
-        self.cooldown_until: int | None = None
+
+def pack_progress(solved_ts: int | None, hints: int, wrong: int, cooldown_until: int | None) -> int:
+    """`ClueProgress` as one int, the form a group keeps it in.
+
+    The garbage collector tracks every object that can hold others (an object per
+    clue, a tuple, an array), and a full collection's pause grows with their number:
+    per clue, they were half of a big hunt's. An int is never tracked, and neither is a
+    dict of ints, so a group's progress adds nothing to any collection. Fields, low
+    bits first: solve time + 1 (0: not solved), 64 bits; cooldown end + 1 (0: none),
+    64 bits; hints, 32 bits; wrong answers, the rest. Times are ms since the epoch.
+    """
+    return ((solved_ts + 1 if solved_ts is not None else 0) | (cooldown_until + 1 if cooldown_until is not None else 0) << 64
+            | hints << 128 | wrong << 160)
+
+
+def unpack_progress(packed: int) -> ClueProgress:
+    solved, cooldown = packed & _FIELD, packed >> 64 & _FIELD
+    return (solved - 1 if solved else None, packed >> 128 & 0xFFFF_FFFF, packed >> 160,
+            cooldown - 1 if cooldown else None)
+
+
+_FIELD = (1 << 64) - 1
 
 
 class Group:
@@ -47,9 +67,9 @@ class Group:
     def __init__(self, kind: str, id: str, joined_ts: int) -> None:
         self.kind = kind
         self.id = id
-        self.members: list[str] = []  # players not removed, in join order
+        self.members: tuple[str, ...] = ()  # players not removed, in join order (a tuple: untracked by GC)
         self.joined_ts = joined_ts
-        self.progress: dict[str, ClueProgress] = {}
+        self.progress: dict[str, int] = {}  # clue_id -> its `pack_progress`ed ClueProgress
         self.solved = 0
         self.score = 0
         self.reached_ts = joined_ts
@@ -61,10 +81,12 @@ class Group:
         return (self.kind, self.id)
 
     def clue(self, clue_id: str) -> ClueProgress:
-        progress = self.progress.get(clue_id)
-        if progress is None:
-            progress = self.progress[clue_id] = ClueProgress()
-        return progress
+        """The group's progress on `clue_id` (`UNTOUCHED` if none)."""
+        packed = self.progress.get(clue_id)
+        return UNTOUCHED if packed is None else unpack_progress(packed)
+
+    def set_clue(self, clue_id: str, progress: ClueProgress) -> None:
+        self.progress[clue_id] = pack_progress(*progress)
 
 
 class PlayerState:
@@ -131,8 +153,7 @@ def group_row(group: Group) -> dict[str, Any]:
         "reached_ts": group.reached_ts,
         "treasure_ts": group.treasure_ts,
         "progress": {
-            clue_id: [p.solved_ts, p.hints, p.wrong, p.cooldown_until]
-            for clue_id, p in group.progress.items()
+            clue_id: list(unpack_progress(packed)) for clue_id, packed in group.progress.items()
         },
     }
 
@@ -197,15 +218,14 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
     ranking = state.ranking
     for g in data["groups"]:
         group = Group(g["kind"], g["id"], g["joined_ts"])
-        group.members = g["members"]
+        group.members = tuple(g["members"])
         group.score = g["score"]
         group.reached_ts = g["reached_ts"]
         group.treasure_ts = g["treasure_ts"]
         progress = group.progress
         solved = 0
         for clue_id, (solved_ts, hints, wrong, cooldown_until) in g["progress"].items():
-            item = progress[clue_id] = ClueProgress()
-            item.solved_ts, item.hints, item.wrong, item.cooldown_until = solved_ts, hints, wrong, cooldown_until
+            progress[clue_id] = pack_progress(solved_ts, hints, wrong, cooldown_until)
             if solved_ts is not None:
                 solved += 1
         group.solved = solved

@@ -113,18 +113,17 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
     for position, clue in enumerate(state.definition.clues):
         if not is_open(state, group, position):
             continue
-        progress = group.progress.get(clue.id)
-        revealed = progress.hints if progress is not None else 0
+        solved_ts, revealed, wrong, cooldown_until = group.clue(clue.id)
         item: dict[str, Any] = {
             "id": clue.id,
             "prompt": clue.prompt,
             "points": clue.points,
             "by": "check_in" if clue.location else "answer",
-            "solved": progress is not None and progress.solved_ts is not None,
+            "solved": solved_ts is not None,
             "hints": [{"text": h.text, "penalty": h.penalty} for h in clue.hints[:revealed]],
             "hints_left": len(clue.hints) - revealed,
-            "wrong_answers": progress.wrong if progress is not None else 0,
-            "cooldown_until": progress.cooldown_until if progress is not None else None,
+            "wrong_answers": wrong,
+            "cooldown_until": cooldown_until,
         }
         if clue.title is not None:
             item["title"] = clue.title

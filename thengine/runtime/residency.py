@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from ..domain import views
-from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
+from ..domain.state import SNAPSHOT_FORMAT, HuntState
 from ..errors import StorageError
 from ..storage.store import SnapshotRow, Store
 from ..history.recovery import rebuild
@@ -115,13 +115,18 @@ class Residency:
                            format=SNAPSHOT_FORMAT, state=builder.blob, ts=ts)
 
     def snapshot(self, state: HuntState, ts: int) -> SnapshotRow:
-        """A whole snapshot of `state` now, in one go (any being built is abandoned)."""
+        """A whole snapshot of `state` now, in one go (any being built is abandoned).
+
+        Built like a sliced one, in a single step: its rows are bytes, which the
+        garbage collector does not track, where `to_snapshot`'s lists and dicts would
+        make the next full collection scan tens of thousands of objects.
+        """
         builder = self._building.pop(state.hunt_id, None)
         if builder is not None:
             builder.abandon()
-        self._snapshot_versions[state.hunt_id] = state.version
-        return SnapshotRow(hunt_id=state.hunt_id, version=state.version, seq=state.seq,
-                           format=SNAPSHOT_FORMAT, state=to_snapshot(state), ts=ts)
+        builder = self._building[state.hunt_id] = SnapshotBuilder(state)
+        builder.complete()
+        return self.finish(builder, ts)
 
     # -- eviction --------------------------------------------------------------------
     def evict(self, now: int, committed_seq: int) -> tuple[list[str], list[HuntState]]:

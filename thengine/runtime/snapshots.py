@@ -64,6 +64,14 @@ class SnapshotBuilder:
             self._encode_some(n)
         return self.blob is not None
 
+    def complete(self) -> bytes:
+        """Take and encode everything now, in one go; returns the blob."""
+        everything = len(self.state.groups) + len(self.state.players) + 1
+        while not self.step(everything):
+            pass
+        assert self.blob is not None
+        return self.blob
+
     def abandon(self) -> None:
         """Stop building: the state no longer notes what events touch."""
         if not self.taken:
