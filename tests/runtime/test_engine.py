@@ -17,7 +17,7 @@ from thengine.domain.events import StoredEvent
 from thengine.domain.rules import evolve
 from thengine.domain.state import to_snapshot
 from thengine.errors import EngineClosed, EngineLocked, SchemaTooNew, StorageError, SubscriberTooSlow
-from thengine.runtime.engine import shard_of
+from thengine.runtime.shards import shard_of
 from thengine.storage.store import Store
 
 from .harness import T0, FailingStore, GatedStore, answer, definition, join, running_hunt, trio_clock
@@ -575,7 +575,7 @@ async def test_a_command_never_overtakes_one_queued_ahead_of_it_in_its_shard(tmp
         tickets = []
         for p in range(20):  # the first few are decided at once, the rest queue in the inbox
             tickets.append(await engine.send(join("h", f"p{p}")))
-        assert engine._backlog[0] > 0
+        assert engine.shards.backlog[0] > 0
         gated.gate.set()
         for p in range(20, 40):  # while the backlog drains, new commands must queue behind it
             tickets.append(await engine.send(join("h", f"p{p}")))

@@ -10,7 +10,8 @@ import trio
 
 from thengine import open_engine
 from thengine.runtime.committer import Entry
-from thengine.runtime.engine import _Request, shard_of
+from thengine.runtime.engine import _Request
+from thengine.runtime.shards import shard_of
 from thengine.storage.store import CommandRecord, Store
 
 from .harness import T0, running_hunt, join

@@ -1,5 +1,11 @@
 """The engine: `open_engine` runs shards, the committer and timers in one nursery.
 
+A facade over parts with narrow constructors: the shards (`shards.Shards`: inboxes and
+the tasks that take from them in order), the committer, the idempotency window
+(`idempotency.RecentCommands`), residency and snapshots (`residency.Residency`,
+`snapshots.SnapshotBuilder`), feeds and timers. The engine holds what joins them:
+deciding a command, and the command-id lookups on disk.
+
 Commands are routed by a stable hash of their hunt id (CRC-32, the same in every
 process and every run, unlike Python's salted `hash`) to one of N shard tasks. A shard
 decides each command against its hunts' in-memory state, evolves the state at once
@@ -13,8 +19,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-import zlib
-from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -38,6 +42,7 @@ from .committer import Committer, Entry
 from .idempotency import RecentCommands, fingerprint, same_command
 from ..history.recovery import LIFECYCLE, catalog_row, rebuild
 from .residency import Residency
+from .shards import Behind, Shards
 from .snapshots import SnapshotBuilder
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed, Feeds
@@ -54,11 +59,6 @@ SNAPSHOT_SLICE = 128
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch (the default clock)."""
     return time.time_ns() // 1_000_000
-
-
-def shard_of(hunt_id: str, shards: int) -> int:
-    """The shard that owns `hunt_id`: stable across processes, runs and machines."""
-    return zlib.crc32(hunt_id.encode()) % shards
 
 
 @attrs.frozen(kw_only=True)
@@ -138,10 +138,8 @@ class Engine:
         self.timers = TimerQueue(config.clock)
         self._last_now = 0
         self.closed = False
-        self._shards_running = 0
-        self._drained = trio.Event()
-        self._inboxes: list[trio.MemorySendChannel[_Request]] = []
-        self._backlog: list[int] = []  # per shard: requests queued or in hand, not yet decided
+        self.shards: Shards[_Request] = Shards(config.shards, config.inbox_size, handle=self._take,
+                                               prepare=self._prepare, queued_at=self._queued, waited=self._waited)
         self.stats = EngineStats()
         """Where commands spend their time: histograms per stage, loop lag, GC pauses (see
         `stats`); ``engine.stats.to_json()`` gives their percentiles."""
@@ -182,18 +180,7 @@ class Engine:
             entry.result = Result.rejected("overloaded", "the engine is overloaded: try again shortly")
             entry.finish()
             return Ticket(self, entry)
-        shard = shard_of(command.hunt_id, self.config.shards)
-        self._backlog[shard] += 1
-        request = _Request(command, command_id, entry)
-        request.sent = time.perf_counter()
-        try:
-            await self._inboxes[shard].send(request)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            self._backlog[shard] -= 1
-            raise EngineClosed("the engine is closed") from None
-        except BaseException:
-            self._backlog[shard] -= 1
-            raise
+        await self.shards.put(self.shards.of(command.hunt_id), _Request(command, command_id, entry))
         return Ticket(self, entry)
 
     def send_nowait(self, command: Command, *, command_id: str | None = None) -> Ticket | None:
@@ -210,26 +197,18 @@ class Engine:
             raise ValueError(f"command_id: must be a non-empty string of valid Unicode text, got {command_id!r}")
         entry = Entry()
         request = _Request(command, command_id, entry)
-        shard = shard_of(command.hunt_id, self.config.shards)
-        if not self._backlog[shard] and self.committer.has_room() and command.hunt_id not in self._evicted \
+        shard = self.shards.of(command.hunt_id)
+        if self.shards.idle(shard) and self.committer.has_room() and command.hunt_id not in self._evicted \
                 and not self._must_look_up(request):
             # The fast path: nothing is queued ahead of this command in its shard, so
             # deciding it right here keeps the per-hunt order and saves a task switch.
             self.stats.inbox_wait.observe(0.0)
             self._handle_or_stop(request)
             return Ticket(self, entry)
-        request.sent = time.perf_counter()
-        self._backlog[shard] += 1
-        try:
-            # No checkpoint when there is room: the caller yields anyway while it
-            # waits for the result, and a schedule point per command is costly.
-            self._inboxes[shard].send_nowait(request)
-        except trio.WouldBlock:
-            self._backlog[shard] -= 1
+        # No checkpoint when there is room: the caller yields anyway while it waits for
+        # the result, and a schedule point per command is costly.
+        if not self.shards.put_nowait(shard, request):
             return None
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            self._backlog[shard] -= 1
-            raise EngineClosed("the engine is closed") from None
         return Ticket(self, entry)
 
     def _handle_or_stop(self, request: _Request) -> None:
@@ -332,7 +311,7 @@ class Engine:
 
     def inbox_depths(self) -> list[int]:
         """Commands waiting in each shard's inbox (for metrics)."""
-        return [inbox.statistics().current_buffer_used for inbox in self._inboxes]
+        return self.shards.depths()
 
     def on_commit_batch(self, callback: Callable[[int, int, float], None] | None) -> None:
         """Call ``callback(entries, events, seconds)`` after every committed batch (metrics)."""
@@ -445,67 +424,45 @@ class Engine:
         return now
 
     # -- shards -------------------------------------------------------------------------
-    async def _run_shard(self, shard: int, inbox: trio.MemoryReceiveChannel[_Request], *,
-                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        committer = self.committer
-        inbox_wait = self.stats.inbox_wait
-        self._shards_running += 1
-        try:
-            async with inbox:
-                streak = 0
-                ahead: deque[_Request] = deque()  # taken early to share a lookup, not yet decided
-                while True:
-                    try:
-                        # Take what is waiting without a schedule point per command,
-                        # yielding now and then so the committer and others run.
-                        request = ahead.popleft() if ahead else inbox.receive_nowait()
-                        streak += 1
-                        if streak >= _SHARD_STREAK:
-                            streak = 0
-                            await trio.lowlevel.checkpoint()
-                    except trio.WouldBlock:
-                        streak = 0
-                        try:
-                            request = await inbox.receive()
-                        except trio.EndOfChannel:
-                            break
-                    except trio.EndOfChannel:
-                        break
-                    if request.sent:
-                        inbox_wait.observe(time.perf_counter() - request.sent)
-                    if not committer.has_room():
-                        await committer.wait_for_room()
-                    hunt_id = request.timer[0] if request.timer else request.command.hunt_id  # type: ignore[union-attr]
-                    if hunt_id in self._evicted:
-                        await self._ensure_loaded(hunt_id)
-                    try:
-                        if request.timer is not None:
-                            self._fire_timer(request)
-                        else:
-                            while self._must_look_up(request):  # decided only once the disk has answered
-                                await self._look_up_with(request, inbox, ahead)
-                            self._handle(request)
-                    finally:
-                        self._backlog[shard] -= 1
-        finally:
-            self._shards_running -= 1
-            if self._shards_running == 0:
-                self._drained.set()
+    def _take(self, request: _Request) -> bool:
+        """Decide `request` now if nothing holds it back; False: `_prepare` it first.
 
-    async def _look_up_with(self, request: _Request, inbox: trio.MemoryReceiveChannel[_Request],
-                            ahead: deque[_Request]) -> None:
-        """Look up `request`'s command id together with those of the requests queued behind it.
-
-        They are taken from the inbox into `ahead` (still in order, still counted in the
-        backlog), so a burst of new ids costs one trip to the disk, not one each.
+        Held back while the committer has no room, while its hunt is on disk only, and
+        while its command id has to be looked up on disk.
         """
-        while len(ahead) < _LOOKUP_BATCH:
-            try:
-                ahead.append(inbox.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        await self._look_up([r for r in (request, *ahead) if self._must_look_up(r)])
+        if not self.committer.has_room():
+            return False
+        if request.timer is not None:
+            if request.timer[0] in self._evicted:
+                return False
+            self._fire_timer(request)
+            return True
+        assert request.command is not None
+        if request.command.hunt_id in self._evicted or self._must_look_up(request):
+            return False
+        self._handle(request)
+        return True
+
+    async def _prepare(self, request: _Request, behind: Behind[_Request]) -> None:
+        """Wait for what holds `request` back (see `_take`)."""
+        if not self.committer.has_room():
+            await self.committer.wait_for_room()
+            return
+        hunt_id = request.timer[0] if request.timer else request.command.hunt_id  # type: ignore[union-attr]
+        if hunt_id in self._evicted:
+            await self._ensure_loaded(hunt_id)
+            return
+        # Its command id, looked up together with those of the requests queued behind
+        # it: a burst of new ids costs one trip to the disk, not one each.
+        await self._look_up([r for r in (request, *behind.peek(_LOOKUP_BATCH)) if self._must_look_up(r)])
+
+    def _queued(self, request: _Request, at: float) -> None:
+        if request.timer is None:
+            request.sent = at
+
+    def _waited(self, request: _Request) -> None:
+        if request.sent:
+            self.stats.inbox_wait.observe(time.perf_counter() - request.sent)
 
     def _handle(self, request: _Request) -> None:
         """Decide `request` (timed: the ``decide`` stage; its commit wait starts now)."""
@@ -616,12 +573,9 @@ class Engine:
     # -- timers -------------------------------------------------------------------------
     async def _enqueue_timer(self, hunt_id: str, kind: str, due: int) -> bool:
         """Hand a due timer to its hunt's shard, behind whatever is queued there."""
-        shard = shard_of(hunt_id, self.config.shards)
-        self._backlog[shard] += 1
         try:
-            await self._inboxes[shard].send(_Request(None, None, Entry(), timer=(hunt_id, kind, due)))
-        except trio.ClosedResourceError:
-            self._backlog[shard] -= 1
+            await self.shards.put(self.shards.of(hunt_id), _Request(None, None, Entry(), timer=(hunt_id, kind, due)))
+        except EngineClosed:
             return False
         return True
 
@@ -724,11 +678,7 @@ class Engine:
         self._nursery = nursery
         self.boards.start(nursery)
         await nursery.start(self.committer.run)
-        for _ in range(self.config.shards):
-            send, receive = trio.open_memory_channel[_Request](self.config.inbox_size)
-            self._inboxes.append(send)
-            self._backlog.append(0)
-            await nursery.start(self._run_shard, len(self._inboxes) - 1, receive)
+        await self.shards.start(nursery)
         await nursery.start(self.timers.run, self._enqueue_timer)
         await nursery.start(self._run_snapshots, self._snapshots_ready)
         await nursery.start(self._run_evictions)
@@ -751,10 +701,8 @@ class Engine:
     async def _shutdown(self) -> None:
         """Stop taking commands, finish those in flight, snapshot, and commit."""
         self.closed = True
-        for inbox in self._inboxes:
-            await inbox.aclose()
         # Shards drain their inboxes and exit; then the committer drains its queue.
-        await self._drained.wait()
+        await self.shards.close()
         for state in self.hunts.values():
             if self.residency.unsnapshotted(state):
                 entry = Entry()
@@ -771,8 +719,6 @@ async def _reraise(exc: BaseException) -> None:
     raise exc
 
 
-#: Commands a shard takes from its inbox in a row before it lets other tasks run.
-_SHARD_STREAK = 64
 #: Requests a shard takes ahead from its inbox to look their command ids up together.
 _LOOKUP_BATCH = 256
 #: Old command records deleted per transaction (about 6 ms of holding the write lock),
