@@ -1,6 +1,11 @@
 """How fast `Store.write` appends: events/s for batches of 100 and 1000, sync full and normal.
 
-Not a test. Run from the repository:  python benchmarks/storage_write.py [--events N] [--dir D]
+Not a test. Run from the repository:  python benchmarks/storage_write.py [--events N] [--dir D] [--gil]
+
+With --gil, the writes run in a thread while the main thread keeps the GIL busy, as
+the engine's event loop does under load: `Store.write` (one statement per table) and
+the old `executemany` (a statement step per row, each one winning the GIL back) in
+the same run.
 
 Each event carries a realistic ~120-byte JSON payload and every event has a command
 record (the worst case: every command sent with a command_id), so the numbers cover
@@ -51,12 +56,52 @@ def run(directory: Path, *, total: int, size: int, sync: str) -> float:
     return total / elapsed
 
 
+_OLD_EVENTS = "INSERT INTO events (seq, hunt_id, version, type, ts, data, command_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_OLD_COMMANDS = ("INSERT INTO commands (command_id, fingerprint, hunt_id, first_seq, last_seq, ts) "
+                 "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+def write_executemany(store: Store, batch: Batch) -> None:
+    with store.conn:
+        store.conn.executemany(_OLD_EVENTS, batch.events)
+        store.conn.executemany(_OLD_COMMANDS, batch.commands)
+
+
+def against_a_busy_gil(directory: Path, *, size: int, count: int) -> None:
+    """Batch write times in a thread while the main thread runs Python non-stop."""
+    import threading
+
+    for name, write in (("Store.write", Store.write), ("executemany", write_executemany)):
+        path = directory / f"gil-{name}.db"
+        work = batches(size * count, size)
+        times: list[float] = []
+        with Store.open(path, sync="normal") as store:
+            def writer() -> None:
+                for batch in work:
+                    started = time.perf_counter()
+                    write(store, batch)
+                    times.append(time.perf_counter() - started)
+            thread = threading.Thread(target=writer)
+            thread.start()
+            spins = 0
+            while thread.is_alive():
+                spins += sum(range(50)) and 1  # pure Python: holds the GIL between switches
+            thread.join()
+        times.sort()
+        print(f"busy GIL, {name:<12} batch={size}: p50 {times[len(times) // 2] * 1000:8.1f} ms, "
+              f"max {times[-1] * 1000:8.1f} ms per batch", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per run (default 200000)")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases (default: a temp dir)")
+    parser.add_argument("--gil", action="store_true", help="batch times against a busy GIL instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        if args.gil:
+            against_a_busy_gil(Path(tmp), size=500, count=10)
+            return
         for sync in ("full", "normal"):
             for size in (100, 1000):
                 rate = run(Path(tmp), total=args.events, size=size, sync=sync)

@@ -57,3 +57,19 @@ async def test_gc_pauses_are_measured_by_generation_while_an_engine_is_open(tmp_
     before = GC_PAUSES.by_generation[2].count
     gc.collect()  # no engine open: not measured
     assert GC_PAUSES.by_generation[2].count == before
+
+
+async def test_the_gil_switch_interval_is_short_while_an_engine_is_open_and_restored_after(tmp_path):
+    import sys
+    before = sys.getswitchinterval()
+    async with open_engine(tmp_path / "a.db", lag_probe_s=0) as _:
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+        async with open_engine(tmp_path / "b.db", lag_probe_s=0, gil_switch_s=0.0005):
+            assert sys.getswitchinterval() == pytest.approx(0.0005)  # the shortest asked for
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    assert sys.getswitchinterval() == pytest.approx(before)
+    async with open_engine(tmp_path / "c.db", lag_probe_s=0, gil_switch_s=None):
+        assert sys.getswitchinterval() == pytest.approx(before)
+    with pytest.raises(ValueError, match="gil_switch_s"):
+        async with open_engine(tmp_path / "d.db", gil_switch_s=0):
+            pass

@@ -22,10 +22,10 @@ class FailingOnCommands:
     def __init__(self, conn: apsw.Connection) -> None:
         self._conn = conn
 
-    def executemany(self, sql: str, rows: Any) -> Any:
+    def execute(self, sql: str, bindings: Any = None) -> Any:
         if sql.startswith("INSERT INTO commands"):
             raise apsw.FullError("database or disk is full")
-        return self._conn.executemany(sql, rows)
+        return self._conn.execute(sql, bindings)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)

@@ -411,3 +411,19 @@ def test_readonly_open_explains_why_a_file_cannot_be_read(db_path: Path, content
         db_path.write_bytes(content)
     with pytest.raises(StorageError, match=message.format(path=db_path)):
         Store.open(db_path, readonly=True)
+
+
+def test_every_column_is_stored_exactly_as_given_whatever_the_text(store: Store) -> None:
+    """Rows go in as one JSON array per batch: no text or number may change on the way."""
+    texts = ['quote " and \\\\ backslash', "nul \x00 inside", "émoji 🗝️ and 漢字", "\u2028 line sep", "tab\tnew\nline", ""]
+    rows = [EventRow(seq=n + 1, hunt_id=f"h{text}", version=1, type=f"t{text}", ts=-(2**62) + n,
+                     data='{"k":"' + text.encode("unicode_escape").decode() + '"}', command_id=f"c{text}" or None)
+            for n, text in enumerate(texts)]
+    commands = [CommandRecord(command_id=f"c{text}", fingerprint=f"2:{text}", hunt_id=f"h{text}",
+                              first_seq=n + 1, last_seq=2**62 + n, ts=2**63 - 1) for n, text in enumerate(texts)]
+    store.write(Batch(events=rows, commands=commands))
+    stored = store.conn.execute("SELECT seq, hunt_id, version, type, ts, data, command_id FROM events ORDER BY seq")
+    assert [EventRow(*row) for row in stored] == rows
+    assert sorted(store.load_commands(-(2**63))) == sorted(commands)
+    assert store.conn.execute("SELECT typeof(seq), typeof(ts), typeof(data) FROM events LIMIT 1").fetchall() == [
+        ("integer", "integer", "text")]

@@ -46,7 +46,7 @@ from .shards import Behind, Shards
 from .snapshots import SnapshotBuilder
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed, Feeds
-from .stats import GC_PAUSES, LAG_PROBE_S, EngineStats
+from .stats import GC_PAUSES, LAG_PROBE_S, SWITCH_INTERVAL, EngineStats
 from .subscriptions import Subscription
 from .timers import TimerQueue
 
@@ -82,6 +82,7 @@ class EngineConfig:
     checkpoint_every_s: float = 1.0  # WAL checkpoints run beside commits, not inside them
     lag_probe_s: float = LAG_PROBE_S  # how often the loop-lag probe sleeps (0: no probe)
     gc_freeze: bool = True  # keep full GC collections short (see stats.GcPauses); process-wide
+    gil_switch_s: float | None = 0.001  # sys.setswitchinterval while open (stats.SwitchInterval); None: leave it
     clock: Callable[[], int] = wall_clock_ms
     vfs: str | None = None  # a registered SQLite VFS name (fault-injection tests)
 
@@ -90,6 +91,8 @@ class EngineConfig:
             raise ValueError(f"shards: must be >= 1, got {self.shards}")
         if self.sync not in ("full", "normal"):
             raise ValueError(f"sync: must be 'full' or 'normal', got {self.sync!r}")
+        if self.gil_switch_s is not None and not 0 < self.gil_switch_s <= 1:
+            raise ValueError(f"gil_switch_s: must be in (0, 1] seconds or None, got {self.gil_switch_s}")
         for name in ("inbox_size", "max_batch", "max_pending", "snapshot_every", "subscriber_buffer",
                      "remember_commands"):
             if getattr(self, name) < 1:
@@ -830,6 +833,7 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     lock = EngineLock.acquire(config.path)
     stores: list[Store] = []
     GC_PAUSES.acquire(freeze=config.gc_freeze)
+    SWITCH_INTERVAL.acquire(config.gil_switch_s)
     try:
         store = Store.open(config.path, sync=config.sync, vfs=config.vfs)
         stores.append(store)
@@ -859,4 +863,5 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
         for opened in reversed(stores):  # the writer last: its close checkpoints the WAL
             opened.close()
         lock.release()
+        SWITCH_INTERVAL.release(config.gil_switch_s)
         GC_PAUSES.release(freeze=config.gc_freeze)
