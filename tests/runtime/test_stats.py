@@ -73,3 +73,21 @@ async def test_the_gil_switch_interval_is_short_while_an_engine_is_open_and_rest
     with pytest.raises(ValueError, match="gil_switch_s"):
         async with open_engine(tmp_path / "d.db", gil_switch_s=0):
             pass
+
+
+@pytest.mark.parametrize("policy", [True, False])
+async def test_every_so_many_new_players_the_engine_collects_and_freezes_them(tmp_path, monkeypatch, policy):
+    """Joins pile up long-lived objects that a full collection would scan all at once."""
+    import thengine.runtime.engine as engine_module
+    monkeypatch.setattr(engine_module, "FREEZE_EVERY_JOINS", 5)
+    async with open_engine(tmp_path / "e.db", lag_probe_s=0, gc_freeze=policy) as engine:
+        await engine.submit(CreateHunt(definition=hunt_definition("h", clues=2)))
+        await engine.submit(StartHunt(hunt_id="h"))
+        before = GC_PAUSES.freezes
+        for p in range(12):
+            await engine.submit(JoinHunt(hunt_id="h", player_id=f"p{p}"))
+        if policy:
+            assert GC_PAUSES.freezes - before >= 2  # after the 5th and the 10th join
+            assert gc.get_freeze_count() > 0
+        else:
+            assert GC_PAUSES.freezes == before

@@ -46,7 +46,7 @@ from .shards import Behind, Shards
 from .snapshots import SnapshotBuilder
 from .boards import MAX_INTERVAL_S, MAX_LIMIT, MIN_INTERVAL_S, BoardFeeds, BoardWatch
 from .feed import Feed, Feeds
-from .stats import GC_PAUSES, LAG_PROBE_S, SWITCH_INTERVAL, EngineStats
+from .stats import FREEZE_EVERY_JOINS, GC_PAUSES, LAG_PROBE_S, SWITCH_INTERVAL, EngineStats
 from .subscriptions import Subscription
 from .timers import TimerQueue
 
@@ -140,6 +140,7 @@ class Engine:
         self.boards = BoardFeeds(self)
         self.timers = TimerQueue(config.clock)
         self._last_now = 0
+        self._joined = 0  # players joined since the last collect_and_freeze
         self.closed = False
         self.shards: Shards[_Request] = Shards(config.shards, config.inbox_size, handle=self._take,
                                                prepare=self._prepare, queued_at=self._queued, waited=self._waited)
@@ -540,6 +541,11 @@ class Engine:
             version += 1
             event = self.committer.new_event(entry, hunt_id, version, new.type, now, new.data, command_id, text)
             state = evolve(state, event)
+            if new.type == "player_joined":
+                self._joined += 1
+                if self._joined >= FREEZE_EVERY_JOINS:
+                    self._joined = 0
+                    GC_PAUSES.collect_and_freeze()
             self.timers.track(entry, event, state)
             if event.type in LIFECYCLE:
                 entry.catalog = catalog_row(state)

@@ -43,6 +43,9 @@ GC_STAGES = ("gc_pause_gen0", "gc_pause_gen1", "gc_pause_gen2")
 #: A full collection longer than this freezes its survivors (see `GcPauses`).
 FREEZE_AFTER_S = 0.002
 
+#: New players between two `GcPauses.collect_and_freeze` (each adds a few tracked objects).
+FREEZE_EVERY_JOINS = 1000
+
 #: How often the loop-lag probe sleeps.
 LAG_PROBE_S = 0.01
 
@@ -142,6 +145,18 @@ class GcPauses:
         if self._freezers:
             gc.freeze()
             self.freezes += 1
+
+    def collect_and_freeze(self) -> None:
+        """After a big load (if the policy is on): a full collection now, short because
+        it scans only what came since the last freeze, then freeze what survived.
+
+        Without it, the players who join between two freezes pile up until Python's
+        own full collection scans them all at once (2,352 new players in a bench run:
+        8.6 ms); every `FREEZE_EVERY_JOINS` joins keeps each scan to a few ms.
+        """
+        if self._freezers:
+            gc.collect()
+            self.freeze()
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":

@@ -24,6 +24,7 @@ expects. A bot that finds the treasure comes back as a new player.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
@@ -46,8 +47,6 @@ from ..runtime.stats import LAG_PROBE_S
 PROGRESS_INTERVAL_S = 0.5
 #: Commands in flight at once while setting up (creating hunts, joining players).
 SETUP_WINDOW = 2000
-#: Tasks awaiting results in the open loop: more than are ever in flight at once.
-OPEN_LOOP_COLLECTORS = 256
 #: Share of players joined during set-up; the rest join as part of the measured mix.
 SETUP_JOIN_SHARE = 0.8
 #: The mix, for a bot that has joined: wrong answer, else hint, else the right answer.
@@ -371,36 +370,61 @@ async def _open_loop(engine: Engine, config: BenchConfig, planned: list[tuple[Co
 
     One sender keeps each hunt's commands in timetable order, sending every command
     that is due each time it wakes (`send` waits only when the engine's inbox is full,
-    and that wait counts as latency). A pool of collectors awaits the tickets in order,
-    so the load generator itself costs little per command; latency is measured from
-    each command's scheduled time, so queueing is never hidden.
+    and that wait counts as latency). Each result is recorded by a done-callback the
+    moment its commit lands, as the network server answers, so the load generator
+    keeps no task, coroutine or wait per command in flight (a pool of awaiting tasks
+    was most of what each garbage collection scanned). Latency is measured from each
+    command's scheduled time, so queueing is never hidden.
     """
     assert config.rate is not None
     interval = 1.0 / config.rate
     clock = trio.current_time
-    send_ticket, receive_ticket = trio.open_memory_channel[tuple[Ticket, float]](math.inf)
+    outstanding = 0
+    all_done = trio.Event()
+    failure: list[BaseException] = []
 
-    async def collector() -> None:
-        async for ticket, scheduled in receive_ticket:
-            result = await ticket.result()
-            recorder.record(result, clock() - scheduled)
+    def finish(result: Result, scheduled: float) -> None:
+        nonlocal outstanding
+        recorder.record(result, clock() - scheduled)
+        outstanding -= 1
+        if outstanding == 0 and sending_done:
+            all_done.set()
 
+    async def read_back(ticket: Ticket, scheduled: float) -> None:
+        finish(await ticket.result(), scheduled)  # a repeat: its first result is read from the log
+
+    def on_done(ticket: Ticket, scheduled: float) -> None:
+        try:
+            result = ticket.result_nowait()
+        except BaseException as exc:  # the engine failed: raised once the loop ends
+            failure.append(exc)
+            all_done.set()
+            return
+        if result is None:
+            nursery.start_soon(read_back, ticket, scheduled)
+        else:
+            finish(result, scheduled)
+
+    sending_done = False
     async with trio.open_nursery() as nursery:
-        for _ in range(OPEN_LOOP_COLLECTORS):
-            nursery.start_soon(collector)
-        async with send_ticket:
-            start = clock()
-            i = 0
-            n = len(planned)
-            while i < n:
-                now = clock()
-                while i < n and start + i * interval <= now:
-                    command, command_id = planned[i]
-                    ticket = await engine.send(command, command_id=command_id)
-                    send_ticket.send_nowait((ticket, start + i * interval))
-                    i += 1
-                if i < n:
-                    await trio.sleep_until(start + i * interval)
+        start = clock()
+        i = 0
+        n = len(planned)
+        while i < n:
+            now = clock()
+            while i < n and start + i * interval <= now:
+                command, command_id = planned[i]
+                ticket = await engine.send(command, command_id=command_id)
+                outstanding += 1
+                ticket.add_done_callback(functools.partial(on_done, scheduled=start + i * interval))
+                i += 1
+            if i < n:
+                await trio.sleep_until(start + i * interval)
+        sending_done = True
+        if outstanding:
+            await all_done.wait()
+    if failure:
+        raise failure[0]
 
 
 async def run_bench(config: BenchConfig, *, progress: Progress | None = None) -> BenchResult:
