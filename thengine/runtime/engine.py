@@ -202,12 +202,11 @@ class Engine:
         entry = Entry()
         request = _Request(command, command_id, entry)
         shard = self.shards.of(command.hunt_id)
-        if self.shards.idle(shard) and self.committer.has_room() and command.hunt_id not in self._evicted \
-                and not self._must_look_up(request):
-            # The fast path: nothing is queued ahead of this command in its shard, so
-            # deciding it right here keeps the per-hunt order and saves a task switch.
+        if self.shards.idle(shard) and self._take_or_stop(request):
+            # The fast path: nothing is queued ahead of this command in its shard and
+            # nothing holds it back, so deciding it right here keeps the per-hunt order
+            # and saves a task switch.
             self.stats.inbox_wait.observe(0.0)
-            self._handle_or_stop(request)
             return Ticket(self, entry)
         # No checkpoint when there is room: the caller yields anyway while it waits for
         # the result, and a schedule point per command is costly.
@@ -215,10 +214,10 @@ class Engine:
             return None
         return Ticket(self, entry)
 
-    def _handle_or_stop(self, request: _Request) -> None:
-        """Decide a command in the caller's task; a bug here stops the engine, as in a shard."""
+    def _take_or_stop(self, request: _Request) -> bool:
+        """`_take` in the caller's task; a bug here stops the engine, as in a shard."""
         try:
-            self._handle(request)
+            return self._take(request)
         except BaseException as exc:
             # State or seq may be half-changed: fail-stop the whole engine, not just this call.
             self._nursery.start_soon(_reraise, exc)
