@@ -131,7 +131,7 @@ async def test_ids_older_than_the_window_are_forgotten_in_memory_and_on_disk(tmp
 async def test_below_the_cap_a_new_id_costs_no_lookup(tmp_path):
     async with open_engine(tmp_path / "e.db", remember_commands=CAP) as engine:
         await running_hunt(engine)
-        reader = engine._reader = GatedReader(engine._reader)
+        reader = engine._log._store = GatedReader(engine._log._store)
         reader.gate.set()
         await fill(engine, CAP)
         assert reader.lookups == []
@@ -143,7 +143,7 @@ async def test_a_command_waiting_for_its_lookup_is_decided_before_the_commands_b
     async with open_engine(tmp_path / "e.db", remember_commands=CAP) as engine:
         await running_hunt(engine)
         await fill(engine, 2 * CAP)
-        reader = engine._reader = GatedReader(engine._reader)
+        reader = engine._log._store = GatedReader(engine._log._store)
         looked_up = await engine.send(join("h", "ann"), command_id="new")
         behind = await engine.send(join("h", "bob"))
         await trio.to_thread.run_sync(reader.looking.wait, 5)
@@ -159,7 +159,7 @@ async def test_the_same_new_id_sent_twice_during_a_lookup_is_decided_once(tmp_pa
     async with open_engine(db, remember_commands=CAP) as engine:
         await running_hunt(engine)
         await fill(engine, 2 * CAP)
-        reader = engine._reader = GatedReader(engine._reader)
+        reader = engine._log._store = GatedReader(engine._log._store)
         tickets = [await engine.send(join("h", "ann"), command_id="new") for _ in range(3)]
         await trio.to_thread.run_sync(reader.looking.wait, 5)
         reader.gate.set()
@@ -175,7 +175,7 @@ async def test_one_new_id_for_two_hunts_in_two_shards_during_lookups_is_decided_
         await running_hunt(engine, a)
         await running_hunt(engine, b)
         await fill(engine, 2 * CAP)
-        reader = engine._reader = GatedReader(engine._reader)
+        reader = engine._log._store = GatedReader(engine._log._store)
         in_a = await engine.send(join(a, "ann"), command_id="new")
         in_b = await engine.send(join(b, "ann"), command_id="new")
         await trio.to_thread.run_sync(reader.looking.wait, 5)

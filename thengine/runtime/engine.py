@@ -3,8 +3,9 @@
 A facade over parts with narrow constructors: the shards (`shards.Shards`: inboxes and
 the tasks that take from them in order), the committer, the idempotency window
 (`idempotency.RecentCommands`), residency and snapshots (`residency.Residency`,
-`snapshots.SnapshotBuilder`), feeds and timers. The engine holds what joins them:
-deciding a command, and the command-id lookups on disk.
+`snapshots.SnapshotBuilder`), the reads of its own log (`reader.LogReader`), feeds
+and timers. The engine holds what joins them: deciding a command, and when a command
+id must be looked up on disk.
 
 Commands are routed by a stable hash of their hunt id (CRC-32, the same in every
 process and every run, unlike Python's salted `hash`) to one of N shard tasks. A shard
@@ -40,7 +41,8 @@ from ..storage.lock import EngineLock
 from ..storage.store import CommandRecord, Store
 from .committer import Committer, Entry
 from .idempotency import RecentCommands, fingerprint, same_command
-from ..history.recovery import LIFECYCLE, catalog_row, rebuild
+from ..history.recovery import LIFECYCLE, catalog_row
+from .reader import LogReader
 from .residency import Residency
 from .shards import Behind, Shards
 from .snapshots import SnapshotBuilder
@@ -121,19 +123,14 @@ class Engine:
     def __init__(self, config: EngineConfig, store: Store, reader: Store, checkpointer: Store) -> None:
         self.config = config
         self._store = store
-        self._reader = reader
+        self._log = LogReader(reader, lambda: self.committer.committed_seq)
         self._checkpointer = checkpointer
-        self._reader_lock = trio.Lock()
         self.residency = Residency(snapshot_every=config.snapshot_every,
                                    snapshot_events_per_player=config.snapshot_events_per_player,
                                    evict_after_s=config.evict_after_s)
         self.hunts = self.residency.hunts  # hunt_id -> its state, for every hunt in memory
         self._evicted = self.residency.evicted  # hunt_id -> its `hunts` summary, for those on disk only
-        self._replays: list[_Replay] = []
-        self._replays_waiting = trio.Event()
-        self._replays_done = False
         self._commands = RecentCommands(config.remember_commands)
-        self._lookups: list[_Lookup] = []  # served by the replay reader, with the replays
         self._inflight: dict[str, tuple[str, Entry]] = {}
         self._feeds = Feeds(self._read_events)
         self._snapshots_due, self._snapshots_ready = trio.open_memory_channel[SnapshotBuilder](math.inf)
@@ -321,50 +318,27 @@ class Engine:
         self.committer.on_batch = callback
 
     async def _read_events(self, **kwargs: Any) -> list[StoredEvent]:
-        async with self._reader_lock:
-            return await trio.to_thread.run_sync(lambda: list(self._reader.read_events(**kwargs)))
+        return await self._log.read_events(**kwargs)
 
     async def read_meta(self, key: str) -> str | None:
         """A value of the database's meta table (such as the token secret), read afresh."""
-        async with self._reader_lock:
-            return await trio.to_thread.run_sync(self._reader.get_meta, key)
+        return await self._log.read_meta(key)
 
     async def _replayed(self, record: CommandRecord) -> Result:
-        """The first result of a command_id seen before: its events, read back.
-
-        Repeats are read in batches (one thread hop for all that are waiting), so a
-        client re-sending a whole stream after a crash is not held up one by one.
-        """
-        if self._replays_done:
-            raise EngineClosed("the engine closed before the repeated command's result was read")
-        waiter = _Replay(record)
-        self._replays.append(waiter)
-        self._replays_waiting.set()
-        await waiter.done.wait()
-        if waiter.events is None:
-            raise EngineClosed("the engine closed before the repeated command's result was read")
-        return Result(ok=True, events=tuple(waiter.events))
+        """The first result of a command_id seen before: its events, read back (in batches)."""
+        return Result(ok=True, events=tuple(await self._log.replay(record)))
 
     async def _look_up(self, requests: list[_Request]) -> None:
         """Look the requests' command ids up in the database (they have left memory, or
-        may have), setting each one's `found` and `checked_seq`.
-
-        Batched like the repeats, in the same thread hop: all the lookups waiting, from
-        every shard, are one trip to the reader.
-        """
-        if self._replays_done:
-            raise EngineClosed("the engine closed before a command id could be looked up")
+        may have), setting each one's `found` and `checked_seq`: one trip to the reader
+        for all the lookups waiting, from every shard."""
         since = self.now() - self.config.idempotency_window_s * 1000
-        waiter = _Lookup(list({r.command_id: None for r in requests if r.command_id is not None}), since)
-        self._lookups.append(waiter)
-        self._replays_waiting.set()
-        await waiter.done.wait()
-        if waiter.found is None:
-            raise EngineClosed("the engine closed before a command id could be looked up")
+        found, seq = await self._log.find_commands(
+            list({r.command_id: None for r in requests if r.command_id is not None}), since)
         for request in requests:
             assert request.command_id is not None
-            request.found = waiter.found.get(request.command_id)
-            request.checked_seq = waiter.seq
+            request.found = found.get(request.command_id)
+            request.checked_seq = seq
 
     def _must_look_up(self, request: _Request) -> bool:
         """Whether `request`'s command id has to be looked up on disk before it is decided.
@@ -384,38 +358,6 @@ class Engine:
             return False
         # A record committed after the lookup started, and out of memory since, is one it missed.
         return request.checked_seq is None or request.checked_seq < commands.spilled_seq
-
-    async def _run_replay_reader(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve repeats (their first result, read back) and command id lookups, in batches."""
-        task_status.started()
-        try:
-            while True:
-                if not self._replays and not self._lookups:
-                    self._replays_waiting = trio.Event()
-                    await self._replays_waiting.wait()
-                batch, self._replays = self._replays, []
-                lookups, self._lookups = self._lookups, []
-                reader = self._reader
-                # Every record committed up to here is visible to the reads below.
-                seq = self.committer.committed_seq
-
-                def read(batch: list[_Replay] = batch, lookups: list[_Lookup] = lookups,
-                         ) -> tuple[list[list[StoredEvent]], list[dict[str, CommandRecord]]]:
-                    return ([reader.events_in_range(w.record.first_seq, w.record.last_seq) for w in batch],
-                            [reader.find_commands(w.command_ids, w.since_ts) for w in lookups])
-
-                async with self._reader_lock:
-                    results, found = await trio.to_thread.run_sync(read)
-                for waiter, events in zip(batch, results):
-                    waiter.events = events
-                    waiter.done.set()
-                for lookup, records in zip(lookups, found):
-                    lookup.found, lookup.seq = records, seq
-                    lookup.done.set()
-        finally:
-            self._replays_done = True
-            for waiter in [*self._replays, *self._lookups]:  # closing: nobody waits forever
-                waiter.done.set()
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> int:
@@ -617,11 +559,8 @@ class Engine:
     async def _ensure_loaded(self, hunt_id: str) -> None:
         """Bring an evicted hunt back into memory (see `Residency.ensure_loaded`)."""
         if hunt_id in self._evicted:
-            await self.residency.ensure_loaded(hunt_id, self._rebuild)
+            await self.residency.ensure_loaded(hunt_id, self._log.rebuild)
 
-    async def _rebuild(self, hunt_id: str) -> tuple[HuntState | None, int]:
-        async with self._reader_lock:
-            return await trio.to_thread.run_sync(rebuild, self._reader, hunt_id)
 
     async def _run_checkpoints(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Checkpoint the WAL now and then from a connection of its own, in a thread.
@@ -691,7 +630,7 @@ class Engine:
         await nursery.start(self._run_snapshots, self._snapshots_ready)
         await nursery.start(self._run_evictions)
         await nursery.start(self._run_checkpoints)
-        await nursery.start(self._run_replay_reader)
+        await nursery.start(self._log.run)
         if self.config.lag_probe_s > 0:
             await nursery.start(self._probe_loop_lag)
 
@@ -717,7 +656,7 @@ class Engine:
                 entry.snapshot = self.residency.snapshot(state, self.now())
                 self.committer.append(entry)
         await self.committer.drain()
-        while self._replays:
+        while self._log.replays_pending:
             await trio.sleep(0.001)
         self._feeds.close()
         self.boards.close()
@@ -779,30 +718,6 @@ class Ticket:
         entry.raise_error()
         result = entry.result
         return None if isinstance(result, CommandRecord) else result
-
-
-class _Replay:
-    """A repeated command waiting for its first result to be read back from the log."""
-
-    __slots__ = ("record", "done", "events")
-
-    def __init__(self, record: CommandRecord) -> None:
-        self.record = record
-        self.done = trio.Event()
-        self.events: list[StoredEvent] | None = None
-
-
-class _Lookup:
-    """Command ids waiting to be looked up in the database (records with `ts >= since_ts`)."""
-
-    __slots__ = ("command_ids", "since_ts", "done", "found", "seq")
-
-    def __init__(self, command_ids: list[str], since_ts: int) -> None:
-        self.command_ids = command_ids
-        self.since_ts = since_ts
-        self.done = trio.Event()
-        self.found: dict[str, CommandRecord] | None = None
-        self.seq = 0  # the log was committed up to here when the lookup started
 
 
 @contextmanager
