@@ -7,6 +7,8 @@ import threading
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thengine import open_engine
 from thengine.runtime.committer import Entry
@@ -236,16 +238,33 @@ async def test_a_record_stored_by_an_older_release_is_still_recognised_and_still
     assert [e.data.get("player_id") for e in log_of(db) if e.type == "player_joined"] == ["ann"]
 
 
-def test_remembered_records_cost_a_full_collection_nothing() -> None:
+def test_remembered_records_are_never_scanned_by_a_collection() -> None:
+    """The window's dict stays untracked as records come in: a dict holding tuples was
+    tracked again with every new one, so each young collection traversed all of it."""
     import gc
 
     from thengine.runtime.idempotency import RecentCommands
 
     memory = RecentCommands(100)
-    for i in range(100):
+    for i in range(150):
         memory.remember(CommandRecord(command_id=f"id{i}", fingerprint="2:ab", hunt_id="h", first_seq=i,
                                       last_seq=i, ts=T0 + i))
-    gc.collect()
-    assert not any(gc.is_tracked(value) for value in memory._records.values())
-    assert memory.get("id7") == CommandRecord(command_id="id7", fingerprint="2:ab", hunt_id="h", first_seq=7,
-                                              last_seq=7, ts=T0 + 7)
+        assert not gc.is_tracked(memory._records)
+    assert len(memory) == 100 and memory.get("id7") is None
+    assert memory.get("id107") == CommandRecord(command_id="id107", fingerprint="2:ab", hunt_id="h",
+                                                first_seq=107, last_seq=107, ts=T0 + 107)
+
+
+@given(st.text(), st.text(), st.text(), st.integers(0, 2**62), st.integers(0, 2**62), st.integers(-2**62, 2**62))
+def test_a_remembered_record_comes_back_exactly(command_id: str, fingerprint: str, hunt_id: str,
+                                                first_seq: int, last_seq: int, ts: int) -> None:
+    from thengine.runtime.idempotency import RecentCommands
+
+    record = CommandRecord(command_id, fingerprint, hunt_id, first_seq, last_seq, ts)
+    memory = RecentCommands(1)
+    memory.remember(record)
+    assert memory.get(command_id) == record
+    assert memory.forget_before(ts) == 0 and memory.forget_before(ts + 1) == 1
+    memory.remember(record)
+    memory.remember(record._replace(command_id=command_id + "x", ts=ts + 1))  # over the cap: spills the first
+    assert (memory.spilled_ts, memory.spilled_seq) == (ts, last_seq)

@@ -18,15 +18,12 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
 
 import attrs
 
 from ..domain.commands import Command, CreateHunt, to_json
 from ..storage.codec import dumps_bytes
 from ..storage.store import CommandRecord
-
-_TS = CommandRecord._fields.index("ts")
 
 #: No record has left memory (any `ts` or `seq` is greater).
 _NEVER = -(2**63)
@@ -49,10 +46,11 @@ class RecentCommands:
         if cap < 1:
             raise ValueError(f"remember_commands: must be >= 1, got {cap}")
         self.cap = cap
-        # Plain tuples, not `CommandRecord`s: a tuple of strings and ints leaves the garbage
-        # collector's lists at its first collection, so 100,000 records cost a full
-        # collection nothing (a named tuple, like any instance, would be scanned every time).
-        self._records: dict[str, tuple[Any, ...]] = {}
+        # Each record as one string (`_encode`), not a `CommandRecord`: the garbage collector
+        # never tracks a dict of strings. A dict holding tuples is tracked again, as a new
+        # object, whenever a new tuple goes in, so every collection of the youngest
+        # generation traversed all 100,000 records (1-3 ms each, many times a second).
+        self._records: dict[str, str] = {}
         # Ids in commit order: a deque, because taking the first key of a dict that
         # keeps losing its first keys gets slower and slower (it skips the holes).
         self._order: deque[str] = deque()
@@ -71,7 +69,7 @@ class RecentCommands:
     def get(self, command_id: str) -> CommandRecord | None:
         """The remembered record of `command_id`, or None (which does not mean unknown)."""
         found = self._records.get(command_id)
-        return None if found is None else CommandRecord._make(found)
+        return None if found is None else _decode(command_id, found)
 
     def load(self, records: Iterable[CommandRecord], spilled: CommandRecord | None, since_ts: int) -> None:
         """Start from `records` (oldest first) read at open; `spilled` is the newest
@@ -89,10 +87,11 @@ class RecentCommands:
         command_id = record.command_id
         if command_id in records:  # pragma: no cover - the engine never records an id twice in the window
             self._order.remove(command_id)
-        records[command_id] = tuple(record)
+        records[command_id] = _encode(record)
         self._order.append(command_id)
         if len(records) > self.cap:
-            oldest = CommandRecord._make(records.pop(self._order.popleft()))
+            oldest_id = self._order.popleft()
+            oldest = _decode(oldest_id, records.pop(oldest_id))
             self._spill(oldest)
             if self.unpruned_ts is None:
                 self.unpruned_ts = oldest.ts
@@ -109,7 +108,7 @@ class RecentCommands:
         """Drop records older than `cutoff_ts` (the window's start). Returns how many."""
         records, order = self._records, self._order
         forgotten = 0
-        while order and records[order[0]][_TS] < cutoff_ts:
+        while order and _ts(records[order[0]]) < cutoff_ts:
             del records[order.popleft()]
             forgotten += 1
         return forgotten
@@ -122,6 +121,23 @@ class RecentCommands:
         """The database no longer holds records older than `cutoff_ts`."""
         if self.unpruned_ts is not None:
             self.unpruned_ts = None if self.spilled_ts < cutoff_ts else cutoff_ts
+
+
+def _encode(record: CommandRecord) -> str:
+    """`record` but its id as one string: ``"ts first_seq last_seq len(fingerprint)
+    fingerprint+hunt_id"`` (the strings may hold any character, so they go last)."""
+    fingerprint = record.fingerprint
+    return f"{record.ts} {record.first_seq} {record.last_seq} {len(fingerprint)} {fingerprint}{record.hunt_id}"
+
+
+def _decode(command_id: str, encoded: str) -> CommandRecord:
+    ts, first_seq, last_seq, length, strings = encoded.split(" ", 4)
+    cut = int(length)
+    return CommandRecord(command_id, strings[:cut], strings[cut:], int(first_seq), int(last_seq), int(ts))
+
+
+def _ts(encoded: str) -> int:
+    return int(encoded[:encoded.index(" ")])
 
 
 # -- fingerprints: is a repeated command_id the same command? --------------------------
