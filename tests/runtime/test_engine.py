@@ -538,7 +538,8 @@ async def test_a_running_engine_evicts_ended_hunts_once_a_snapshot_covers_them(t
         removed = await engine.submit(RemovePlayer(hunt_id="h", player_id="ann", reason="cheating"))
         assert removed.ok and removed.events[0].version == 5
         assert "h" in engine.hunts
-    assert replayed(log_of(db))["h"] == to_snapshot(engine.hunts["h"])
+        state = engine.hunts["h"]
+    assert replayed(log_of(db))["h"] == to_snapshot(state)
 
 
 async def test_create_hunt_for_an_evicted_hunt_id_is_hunt_exists(tmp_path):

@@ -91,3 +91,44 @@ async def test_every_so_many_new_players_the_engine_collects_and_freezes_them(tm
             assert gc.get_freeze_count() > 0
         else:
             assert GC_PAUSES.freezes == before
+
+
+async def test_a_closed_engine_drops_its_state_and_unfreezes(tmp_path):
+    """Its hunts are freed at close by reference counting (no full collection needed,
+    frozen or not), queries say it is closed, and the heap is unfrozen."""
+    import weakref
+
+    from thengine.errors import EngineClosed
+    from thengine.domain.commands import Hunt
+
+    gc.disable()  # only reference counting may free the state
+    try:
+        async with open_engine(tmp_path / "e.db", lag_probe_s=0) as engine:
+            await engine.submit(CreateHunt(definition=hunt_definition("h", clues=2)))
+            await engine.submit(JoinHunt(hunt_id="h", player_id="ann"))
+            state = weakref.ref(engine.hunts["h"])
+            assert gc.get_freeze_count() > 0
+        assert state() is None
+        assert gc.get_freeze_count() == 0
+        with pytest.raises(EngineClosed):
+            await engine.query(Hunt(hunt_id="h"))
+    finally:
+        gc.enable()
+
+
+def test_the_thengine_process_keeps_its_heap_frozen_to_the_end(tmp_path):
+    """Unfreezing at close would make one last full collection scan everything on the way out."""
+    import subprocess
+    import sys
+
+    program = ("import atexit, gc, sys\n"
+               "from thengine.cli import main\n"
+               "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+               "sys.argv = ['thengine', 'bench', '--hunts', '2', '--players', '20', '--concurrency', '5', '--commands', '200']\n"
+               "main()\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    frozen = int(done.stdout.rsplit("frozen ", 1)[1])
+    assert frozen > 1000
+    assert GC_PAUSES.unfreeze_at_release  # (this process is not the command)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from .._version import __version__
+from ..runtime.stats import GC_PAUSES
 from ..errors import DefinitionError, EngineLocked, SchemaTooNew, ThengineError
 
 DEFAULT_DB = "thengine.db"
@@ -44,6 +45,13 @@ def fail(message: str, *, bad_input: bool = True) -> NoReturn:
 
 class Group(click.Group):
     """Translates thengine's exceptions and Ctrl-C into one line and an exit code."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The `thengine` process: it ends with its command, so the engine's objects stay
+        frozen at close (`GcPauses.unfreeze_at_release`); `main.main(...)`, as tests
+        call it, leaves the policy alone."""
+        GC_PAUSES.unfreeze_at_release = False
+        return super().__call__(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -139,6 +139,7 @@ class Engine:
         self._last_now = 0
         self._joined = 0  # players joined since the last collect_and_freeze
         self.closed = False
+        self.released = False  # closed, and the state dropped (`_release`)
         self.shards: Shards[_Request] = Shards(config.shards, config.inbox_size, handle=self._take,
                                                prepare=self._prepare, queued_at=self._queued, waited=self._waited)
         self.stats = EngineStats()
@@ -225,7 +226,12 @@ class Engine:
 
         Returns the answer as a JSON-ready dict, or a `Result` with an error (such as
         ``unknown_hunt``) when the query names something unknown.
+
+        Raises:
+            EngineClosed: the engine has closed (its state has left memory).
         """
+        if self.released:
+            raise EngineClosed("the engine is closed")
         if isinstance(query, Hunts):
             states = list(self.hunts.values())
             answer: Any = views.hunts(states)
@@ -661,6 +667,16 @@ class Engine:
         self._feeds.close()
         self.boards.close()
 
+    def _release(self) -> None:
+        """Drop the state once closed. The engine's own objects hold reference cycles, so
+        without this its hunts would wait for a full collection (which, once the heap is
+        unfrozen, scans them all: 100 ms for 10,000 players); dropped here, reference
+        counting frees them at once, frozen or not."""
+        self.released = True
+        self.residency.release()
+        self._commands = RecentCommands(1)
+        self._inflight.clear()
+
 
 async def _reraise(exc: BaseException) -> None:
     raise exc
@@ -752,6 +768,7 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
     config = EngineConfig(path=str(path), **options)
     lock = EngineLock.acquire(config.path)
     stores: list[Store] = []
+    engine: Engine | None = None
     GC_PAUSES.acquire(freeze=config.gc_freeze)
     SWITCH_INTERVAL.acquire(config.gil_switch_s)
     try:
@@ -780,6 +797,8 @@ async def open_engine(path: str, **options: Any) -> AsyncIterator[Engine]:
                             await engine._shutdown()
                     nursery.cancel_scope.cancel()
     finally:
+        if engine is not None:
+            engine._release()
         for opened in reversed(stores):  # the writer last: its close checkpoints the WAL
             opened.close()
         lock.release()

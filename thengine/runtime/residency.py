@@ -37,6 +37,11 @@ class Residency:
         self._events_per_player = snapshot_events_per_player
         self._evict_after_ms = evict_after_s * 1000
 
+    def release(self) -> None:
+        """Forget every hunt (the engine has closed)."""
+        for table in (self.hunts, self.evicted, self._snapshot_versions, self._building):
+            table.clear()
+
     # -- loading ---------------------------------------------------------------------
     def load(self, store: Store, now: int) -> None:
         """Rebuild every hunt but those that ended long before `now` (in a thread, at open)."""
