@@ -215,3 +215,70 @@ async def test_help_shows_an_example() -> None:
     result = invoke("replay", "--help")
     assert result.exit_code == 0
     assert "thengine replay thengine.db --hunt old-town" in result.stdout
+
+
+# -- --save-expect and --verify --expect: pinning a log --------------------------------
+
+async def test_save_expect_then_verify_expect_holds_and_says_so(tmp_path: Path) -> None:
+    log = await make_log(tmp_path / "t.db")
+    pinned = tmp_path / "pinned.json"
+    assert invoke("replay", log.path, "--save-expect", pinned).exit_code == 0
+    content = json.loads(pinned.read_text())
+    assert content["thengine_expectations"] == 1 and sorted(content["hunts"]) == ["h1", "h2"]
+    assert content["hunts"]["h1"]["players"]["p1"]["score"] == 300
+    result = invoke("replay", log.path, "--verify", "--expect", pinned)
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == f"as expected by {pinned}: 2 hunts"
+
+
+async def test_verify_expect_lists_each_difference_and_exits_1(tmp_path: Path) -> None:
+    log = await make_log(tmp_path / "t.db")
+    pinned = tmp_path / "pinned.json"
+    invoke("replay", log.path, "--save-expect", pinned)
+    content = json.loads(pinned.read_text())
+    content["hunts"]["h1"]["players"]["p1"]["score"] = 310
+    content["hunts"]["h2"]["status"] = "ended"
+    pinned.write_text(json.dumps(content))
+    result = invoke("replay", log.path, "--verify", "--expect", pinned)
+    assert result.exit_code == 1
+    assert "hunt 'h1': players.p1.score: replayed 300, expected 310" in result.stdout.splitlines()
+    assert "hunt 'h2': status: replayed \"running\", expected \"ended\"" in result.stdout.splitlines()
+    assert_error(result, 1, "differs from", "2 places")
+    answer = json.loads(invoke("replay", log.path, "--verify", "--expect", pinned, "--json").stdout)
+    assert answer["verified"] is False and len(answer["expectations"]["differences"]) == 2
+
+
+async def test_verify_expect_of_one_hunt_checks_only_that_hunt(tmp_path: Path) -> None:
+    log = await make_log(tmp_path / "t.db")
+    pinned = tmp_path / "pinned.json"
+    invoke("replay", log.path, "--save-expect", pinned)
+    content = json.loads(pinned.read_text())
+    content["hunts"]["h2"]["status"] = "ended"
+    pinned.write_text(json.dumps(content))
+    assert invoke("replay", log.path, "--verify", "--hunt", "h1", "--expect", pinned).exit_code == 0
+    assert invoke("replay", log.path, "--verify", "--hunt", "h2", "--expect", pinned).exit_code == 1
+
+
+async def test_bad_expectations_are_bad_input(tmp_path: Path) -> None:
+    log = await make_log(tmp_path / "t.db")
+    assert_error(invoke("replay", log.path, "--expect", tmp_path / "x.json"), 2, "--verify")
+    assert_error(invoke("replay", log.path, "--verify", "--expect", tmp_path / "none.json"), 2, "cannot read")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert_error(invoke("replay", log.path, "--verify", "--expect", tmp_path / "bad.json"), 2, "not JSON")
+    (tmp_path / "other.json").write_text('{"hunts": {}}')
+    assert_error(invoke("replay", log.path, "--verify", "--expect", tmp_path / "other.json"), 2,
+                 "not a thengine expectations file")
+    assert_error(invoke("replay", log.path, "--verify", "--save-expect", tmp_path / "s.json"), 2, "one of them")
+
+
+async def test_verify_skips_a_snapshot_of_an_older_format_and_says_so(tmp_path: Path) -> None:
+    log = await make_log(tmp_path / "t.db")
+    with Store.open(log.path) as store:
+        total = store.stats()["snapshots"]
+        store.conn.execute("UPDATE snapshots SET format = 0, state = x'00' WHERE hunt_id = 'h2'")
+        older = store.conn.execute("SELECT count(*) FROM snapshots WHERE hunt_id = 'h2'").fetchone()[0]
+    result = invoke("replay", log.path, "--verify")
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout == (f"verified {total - older} snapshots ({older} of an older format skipped) "
+                             f"over {log.last_seq} events: no divergence\n")
+    assert json.loads(invoke("replay", log.path, "--verify", "--json").stdout)["skipped_snapshots"] == older

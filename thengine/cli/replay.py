@@ -15,6 +15,8 @@ from ..domain.commands import Rejection
 from ..domain.definition import format_ts, parse_ts
 from ..domain.state import HuntState
 from ..errors import StorageError
+from .._version import __version__
+from ..history.golden import MAX_SHOWN, differences, expectations, parse_expectations
 from ..history.replay import ReplayResult, UnknownHunt, check, replay
 from ..storage.store import Store
 from ._group import DEFAULT_DB, BadInput, Failure, main
@@ -35,13 +37,20 @@ PROGRESS_MIN_EVENTS_NO_TTY = 1_000_000
 @click.option("--player", "player_id", metavar="P", help="Also show this player's progress.")
 @click.option("--verify", is_flag=True,
               help="Check every stored snapshot against the replayed state; exit 1 at the first divergence.")
+@click.option("--expect", "expect_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="With --verify: also check the replayed statuses, leaderboards and players "
+                   "against FILE (written by --save-expect); exit 1 on any difference.")
+@click.option("--save-expect", "save_path", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write the replayed statuses, leaderboards and players to FILE, to pin this log "
+                   "with --verify --expect later (in your CI, after an upgrade).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=10, show_default=True, metavar="N",
               help="Leaderboard entries to show per hunt.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, metavar="N",
               help="Skip the best N leaderboard entries (pages with --limit).")
 def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_time: str | None,
-                   player_id: str | None, verify: bool, as_json: bool, limit: int, offset: int) -> None:
+                   player_id: str | None, verify: bool, expect_path: str | None, save_path: str | None,
+                   as_json: bool, limit: int, offset: int) -> None:
     """Rebuild hunt state from the log alone and show it, as of any point.
 
     Reads DB (default ./thengine.db) read-only: it never writes, ignores snapshots,
@@ -54,15 +63,22 @@ def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_ti
       thengine replay thengine.db --until-time 2026-12-01T11:00:00Z --json
       thengine replay thengine.db --hunt old-town --limit 20 --offset 20
       thengine replay thengine.db --verify
+      thengine replay thengine.db --save-expect pinned.json    # then, after an upgrade:
+      thengine replay thengine.db --verify --expect pinned.json
     """
     until_ts = _parse_until_time(until_time)
     if verify and (until_seq is not None or until_ts is not None or player_id is not None):
         raise BadInput("--verify checks the whole log; it cannot be combined with --until, --until-time or --player")
+    if expect_path is not None and not verify:
+        raise BadInput("--expect checks a whole replay: give --verify with it")
+    if save_path is not None and verify:
+        raise BadInput("--save-expect writes what the log replays to; --verify checks it: give one of them")
+    expected = None if expect_path is None else _read_expectations(expect_path, hunt_id)
     store = _open(db)
     progress = _progress()
     try:
         if verify:
-            _verify(store, db, hunt_id, as_json, progress)
+            _verify(store, db, hunt_id, as_json, progress, expect_path, expected)
             return
         try:
             result = replay(store, hunt_id=hunt_id, until_seq=until_seq, until_ts=until_ts, progress=progress)
@@ -72,6 +88,8 @@ def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_ti
             progress.end()
         states = [result.hunts[h] for h in sorted(result.hunts)]
         players = _players(states, player_id, hunt_id, result)
+        if save_path is not None:
+            _save_expectations(save_path, result)
         if as_json:
             click.echo(json.dumps(_as_json(result, states, limit, offset, players), ensure_ascii=False))
         else:
@@ -91,6 +109,35 @@ def _parse_until_time(text: str | None) -> int | None:
         raise BadInput(f"--until-time: must be an RFC 3339 datetime with an offset "
                        f"(e.g. 2026-12-01T11:00:00Z), got {text!r}")
     return ms
+
+
+def _read_expectations(path: str, hunt_id: str | None) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise BadInput(f"--expect: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"--expect: {path} is not UTF-8 text") from None
+    try:
+        hunts = parse_expectations(text, path)
+    except ValueError as exc:
+        raise BadInput(f"--expect: {exc}") from None
+    if hunt_id is not None:
+        if hunt_id not in hunts:
+            raise BadInput(f"--expect: {path} has no expectations for hunt {hunt_id!r}")
+        hunts = {hunt_id: hunts[hunt_id]}
+    return hunts
+
+
+def _save_expectations(path: str, result: ReplayResult) -> None:
+    content = expectations(result.hunts, made_by=f"thengine {__version__}, up to seq {result.seq}")
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(content, file, ensure_ascii=False, indent=1)
+            file.write("\n")
+    except OSError as exc:
+        raise Failure(f"--save-expect: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _open(db: str) -> Store:
@@ -129,7 +176,8 @@ def _players(states: list[HuntState], player_id: str | None, hunt_id: str | None
 
 # -- verify ----------------------------------------------------------------------------
 
-def _verify(store: Store, db: str, hunt_id: str | None, as_json: bool, progress: _ProgressLine) -> None:
+def _verify(store: Store, db: str, hunt_id: str | None, as_json: bool, progress: _ProgressLine,
+            expect_path: str | None, expected: dict[str, Any] | None) -> None:
     try:
         outcome = check(store, hunt_id=hunt_id, progress=progress)
     except UnknownHunt:
@@ -137,20 +185,37 @@ def _verify(store: Store, db: str, hunt_id: str | None, as_json: bool, progress:
     finally:
         progress.end()
     divergence = outcome.divergence
+    unexpected = None if expected is None else differences(expected, outcome.hunts)
     if as_json:
-        click.echo(json.dumps({
-            "verified": divergence is None,
+        report: dict[str, Any] = {
+            "verified": divergence is None and not unexpected,
             "snapshots": outcome.snapshots,
+            "skipped_snapshots": outcome.skipped,
             "events": outcome.events,
             "divergence": None if divergence is None else divergence.to_json(),
-        }, ensure_ascii=False, default=repr))
-    elif divergence is None:
-        click.echo(f"verified {outcome.snapshots} snapshots over {outcome.events} events: no divergence")
+        }
+        if unexpected is not None:
+            report["expectations"] = {"file": expect_path, "hunts": len(expected or ()),
+                                      "differences": unexpected}
+        click.echo(json.dumps(report, ensure_ascii=False, default=repr))
     else:
-        click.echo(divergence.describe())
+        skipped = f" ({outcome.skipped} of an older format skipped)" if outcome.skipped else ""
+        if divergence is None:
+            click.echo(f"verified {outcome.snapshots} snapshots{skipped} over {outcome.events} events: "
+                       "no divergence")
+        else:
+            click.echo(divergence.describe())
+        if unexpected == []:
+            click.echo(f"as expected by {expect_path}: {_count(len(expected or ()), 'hunt')}")
+        for line in (unexpected or [])[:MAX_SHOWN]:
+            click.echo(line)
+        if unexpected and len(unexpected) > MAX_SHOWN:
+            click.echo(f"... and {len(unexpected) - MAX_SHOWN:,} more differences")
     if divergence is not None:
         raise Failure(f"the snapshot of hunt {divergence.hunt_id!r} at version {divergence.version} "
                       f"disagrees with the log ({divergence.field})")
+    if unexpected:
+        raise Failure(f"the replay differs from {expect_path} in {_count(len(unexpected), 'place')}")
 
 
 # -- output ----------------------------------------------------------------------------

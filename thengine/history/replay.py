@@ -94,11 +94,15 @@ class Divergence:
 
 @attrs.frozen(kw_only=True)
 class Verification:
-    """What `check` compared: `snapshots` snapshots over `events` replayed events."""
+    """What `check` compared: `snapshots` snapshots over `events` replayed events, and
+    `skipped` snapshots of an older format (which recovery skips too); `hunts` as
+    replayed to the end of the log."""
 
     snapshots: int
     events: int
     divergence: Divergence | None
+    skipped: int = 0
+    hunts: dict[str, HuntState] = attrs.field(factory=dict, repr=False)
 
 
 def replay(store: Store, *, hunt_id: str | None = None, until_seq: int | None = None,
@@ -125,7 +129,8 @@ def replay(store: Store, *, hunt_id: str | None = None, until_seq: int | None = 
 def verify(store: Store, *, hunt_id: str | None = None, progress: Progress | None = None) -> Divergence | None:
     """Replay from scratch and return the first snapshot that disagrees, or None.
 
-    An undecodable snapshot (bad zlib, bad JSON, another format) is a divergence too.
+    An undecodable snapshot (bad zlib, bad JSON, a format newer than this thengine's) is
+    a divergence too; one of an older format is skipped, as recovery skips it.
     Raises like `replay`.
     """
     return check(store, hunt_id=hunt_id, progress=progress).divergence
@@ -135,7 +140,7 @@ def check(store: Store, *, hunt_id: str | None = None, progress: Progress | None
     """`verify`, also saying how many snapshots and events it went through."""
     bound = _last_seq(store)
     found: list[Divergence] = []
-    compared = 0
+    compared = skipped = 0
     pending: dict[int, tuple[str, int, int]] = {}  # event seq -> (hunt, version, snapshot row seq)
     beyond: list[tuple[str, int]] = []
     for snap_hunt, version, row_seq, event_seq in _rows(store, "reading snapshots", _CHECKPOINTS):
@@ -147,10 +152,13 @@ def check(store: Store, *, hunt_id: str | None = None, progress: Progress | None
             pending[event_seq] = (snap_hunt, version, row_seq)
 
     def at_checkpoint(seq: int, state: HuntState) -> bool:
-        nonlocal compared
+        nonlocal compared, skipped
         snap_hunt, version, row_seq = pending[seq]
-        compared += 1
         divergence = _compare(store, state, version, row_seq)
+        if divergence is SKIPPED:
+            skipped += 1
+            return False
+        compared += 1
         if divergence is not None:
             found.append(divergence)
             return True
@@ -165,7 +173,8 @@ def check(store: Store, *, hunt_id: str | None = None, progress: Progress | None
         compared += 1
         found.append(Divergence(hunt_id=snap_hunt, version=version, seq=None, field="version",
                                 replayed=state.version if state is not None else 0, stored=version))
-    return Verification(snapshots=compared, events=count, divergence=found[0] if found else None)
+    return Verification(snapshots=compared, events=count, divergence=found[0] if found else None,
+                        skipped=skipped, hunts=hunts)
 
 
 # -- the fold --------------------------------------------------------------------------
@@ -301,8 +310,13 @@ _show.maxlist = 8
 _show.maxdict = 8
 
 
+#: What `_compare` returns for a snapshot of an older format: not compared, not a divergence.
+SKIPPED: Any = object()
+
+
 def _compare(store: Store, state: HuntState, version: int, row_seq: int) -> Divergence | None:
-    """The first difference between `state` and its hunt's stored snapshot at `version`."""
+    """The first difference between `state` and its hunt's stored snapshot at `version`
+    (`SKIPPED` if the snapshot has an older format)."""
     def diverged(field: str, replayed: Any, stored: Any) -> Divergence:
         return Divergence(hunt_id=state.hunt_id, version=version, seq=state.seq, field=field,
                           replayed=replayed, stored=stored)
@@ -312,6 +326,8 @@ def _compare(store: Store, state: HuntState, version: int, row_seq: int) -> Dive
     if not rows:  # deleted since we listed it: a cache entry gone is not a divergence
         return None
     format_, blob = rows[0]
+    if format_ < SNAPSHOT_FORMAT:
+        return SKIPPED
     if format_ != SNAPSHOT_FORMAT:
         return diverged("format", SNAPSHOT_FORMAT, format_)
     try:
