@@ -132,14 +132,19 @@ async def test_a_snapshot_beyond_the_end_of_the_log_is_a_divergence(tmp_path: Pa
     assert (divergence.hunt_id, divergence.field, divergence.replayed, divergence.stored) == ("h2", "version", 5, 99)
 
 
-async def test_a_snapshot_in_another_format_is_a_divergence(tmp_path: Path) -> None:
+async def test_a_snapshot_in_a_newer_format_is_a_divergence_and_an_older_one_is_skipped(tmp_path: Path) -> None:
     log = await make_log(tmp_path / "t.db")
     conn = apsw.Connection(str(log.path))
-    conn.execute("UPDATE snapshots SET format = 0 WHERE hunt_id = 'h2'")
+    conn.execute("UPDATE snapshots SET format = 99 WHERE hunt_id = 'h2'")
     conn.close()
     with Store.open(log.path, readonly=True) as store:
         divergence = verify(store)
     assert divergence is not None and (divergence.hunt_id, divergence.field) == ("h2", "format")
+    conn = apsw.Connection(str(log.path))
+    conn.execute("UPDATE snapshots SET format = 0 WHERE hunt_id = 'h2'")
+    conn.close()
+    with Store.open(log.path, readonly=True) as store:
+        assert verify(store) is None
 
 
 async def test_a_snapshot_that_is_not_json_is_a_divergence(tmp_path: Path) -> None:

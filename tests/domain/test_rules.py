@@ -7,6 +7,7 @@ import re
 import attrs
 import pytest
 
+from thengine.domain.versions import RULES_VERSION
 from thengine.domain.definition import parse_definition
 from thengine.domain.events import StoredEvent
 from thengine.domain.rules import distance_m, evolve
@@ -45,7 +46,7 @@ def test_create_hunt_records_the_definition_and_waits_in_the_lobby():
     definition = parse_definition(hunt())
     events = game.ok(CreateHunt(definition=definition))
     assert game.types(events) == ["hunt_created"]
-    assert events[0].data == {"definition": definition.to_json()}
+    assert events[0].data == {"definition": definition.to_json(), "rules_version": RULES_VERSION}
     assert game.state.status == "created"
     assert game.state.version == 1
 
@@ -282,7 +283,8 @@ def test_a_wrong_answer_is_accepted_as_answer_wrong_and_counted():
     game = playing()
     first = only(game.answer("p1", "a", "wrong"), "answer_wrong")
     second = only(game.answer("p1", "a", "wronger"), "answer_wrong")
-    assert first == {"player_id": "p1", "clue_id": "a", "answer": "wrong", "attempts": 1}
+    assert first == {"player_id": "p1", "clue_id": "a", "answer": "wrong", "attempts": 1,
+                     "penalty": 0}
     assert second["attempts"] == 2
     assert game.group("p1").clue("a") == (None, 0, 2, None)  # (solved_ts, hints, wrong, cooldown_until)
     assert game.score("p1") == 0
@@ -389,7 +391,8 @@ def test_hints_are_revealed_in_order_each_costing_its_penalty():
     game.advance(60)
     first = only(game.hint("p1", "a"), "hint_revealed")
     second = only(game.hint("p1", "a"), "hint_revealed")
-    assert first == {"player_id": "p1", "clue_id": "a", "hint": 0, "penalty": 10, "text": "first hint"}
+    assert first == {"player_id": "p1", "clue_id": "a", "hint": 0, "penalty": 10, "charged": 10,
+                     "text": "first hint"}
     assert (second["hint"], second["penalty"], second["text"]) == (1, 25, "second hint")
     assert game.score("p1") == -35
 
@@ -699,7 +702,7 @@ def test_solving_the_last_sequential_clue_finds_the_treasure():
     events = game.answer("p1", "b")
     assert [(e.type, e.data) for e in events] == [
         ("clue_solved", {"player_id": "p1", "clue_id": "b", "points": 50, "via": "answer"}),
-        ("treasure_found", {"player_id": "p1", "score": 140}),
+        ("treasure_found", {"player_id": "p1", "score": 140, "time_bonus": 0}),
     ]
     assert game.group("p1").treasure_ts == game.now
 
@@ -716,14 +719,15 @@ def test_a_check_in_may_find_the_treasure():
     game.answer("p1", "a")
     events = game.check_in("p1", "bell", BELL["lat"], BELL["lon"])
     assert game.types(events) == ["clue_solved", "treasure_found"]
-    assert events[1].data == {"player_id": "p1", "score": 200}
+    assert events[1].data == {"player_id": "p1", "score": 200, "time_bonus": 0}
 
 
 def test_a_team_finds_the_treasure_once():
     game = team_game(hunt(clue("a"), clue("b")))
     game.answer("ann", "a")
     events = game.answer("bob", "b")
-    assert only(events, "treasure_found") == {"player_id": "bob", "team_id": "red", "score": 200}
+    assert only(events, "treasure_found") == {"player_id": "bob", "team_id": "red", "score": 200,
+                                                  "time_bonus": 0}
 
 
 # -- ranking --------------------------------------------------------------------------

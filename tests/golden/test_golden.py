@@ -25,6 +25,7 @@ from thengine.domain import rules
 from thengine.domain.commands import Rejection, parse_command
 from thengine.domain.events import StoredEvent
 from thengine.domain.rules import decide, evolve
+from thengine.domain.shapes import upcast
 from thengine.domain.state import HuntState
 from thengine.domain.timers import decide_timer
 from thengine.history.golden import differences, parse_expectations
@@ -49,7 +50,9 @@ def redecide(lines: list[dict[str, Any]]) -> tuple[dict[str, HuntState], list[st
     hunts: dict[str, HuntState] = {}
     problems = []
     for n, line in enumerate(lines, start=1):
-        logged = [StoredEvent.from_json(e) for e in line.get("events", ())]
+        # As stored by that release, read as today's code reads it: upcast to today's shapes.
+        logged = [StoredEvent.from_json({**e, "data": upcast(e["type"], e.get("shape", 1), e["data"])})
+                  for e in line.get("events", ())]
         if "timer" in line:
             hunt_id = logged[0].hunt_id if logged else next(iter(hunts))
             decision: Any = decide_timer(hunts.get(hunt_id), line["timer"], line["at"])

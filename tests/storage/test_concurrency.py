@@ -23,7 +23,7 @@ from tests.storage.rows import event
 store = Store.open(sys.argv[1])
 store.write(Batch(events=[event(1), event(2)]))
 store.conn.execute("BEGIN IMMEDIATE")
-store.conn.executemany("INSERT INTO events VALUES (?, 'h', ?, 't', 0, '{}', NULL)", [(3, 3), (4, 4)])
+store.conn.executemany("INSERT INTO events VALUES (?, 'h', ?, 't', 0, '{}', NULL, 1)", [(3, 3), (4, 4)])
 print("holding", flush=True)
 sys.stdin.readline()
 store.conn.execute("COMMIT")

@@ -368,7 +368,7 @@ def test_backup_taken_while_a_write_transaction_is_open_has_only_committed_data(
     with Store.open(db_path) as writer, Store.open(db_path, readonly=True) as reader:
         writer.write(Batch(events=[event(1), event(2)]))
         writer.conn.execute("BEGIN IMMEDIATE")
-        writer.conn.execute("INSERT INTO events VALUES (3, 'h', 3, 't', 0, '{}', NULL)")
+        writer.conn.execute("INSERT INTO events VALUES (3, 'h', 3, 't', 0, '{}', NULL, 1)")
         reader.backup_to(tmp_path / "copy.db")
         writer.conn.execute("ROLLBACK")
     with Store.open(tmp_path / "copy.db", readonly=True) as copy:

@@ -22,6 +22,7 @@ from .definition import (
 )
 from .events import NewEvent, StoredEvent
 from .state import Group, HuntState, PlayerState, note_touched
+from .versions import RULES_VERSION, rules_for
 
 #: Wrong answers on one clue that start a cooldown (when the hunt sets one).
 WRONG_ANSWERS_BEFORE_COOLDOWN = 3
@@ -105,7 +106,7 @@ def _create(state: HuntState | None, command: CreateHunt, now: int) -> Decision:
                        f"definition: must be at most {MAX_DEFINITION_BYTES} bytes as JSON, got {size}")
     if definition.ends_at is not None and definition.ends_at <= now:
         return _reject("invalid_command", f"ends_at: {format_ts(definition.ends_at)} is in the past")
-    return [NewEvent(type="hunt_created", data={"definition": data})]
+    return [NewEvent(type="hunt_created", data={"definition": data, "rules_version": RULES_VERSION})]
 
 
 def _start(state: HuntState, command: StartHunt, now: int) -> Decision:
@@ -198,7 +199,8 @@ def _solved(state: HuntState, command: SubmitAnswer | CheckIn, player: PlayerSta
     events = [NewEvent(type="clue_solved", data={**who, "clue_id": clue.id, "points": clue.points, **extra})]
     group = player.group
     if group.solved + 1 == len(state.definition.clues):
-        events.append(NewEvent(type="treasure_found", data={**who, "score": group.score + clue.points}))
+        events.append(NewEvent(type="treasure_found", data={**who, "score": group.score + clue.points,
+                                                            "time_bonus": 0}))
     return events
 
 
@@ -217,7 +219,7 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
         return _solved(state, command, player, clue, {"via": "answer"})
     attempts = wrong + 1
     data = {**_who(command.player_id, player), "clue_id": clue.id, "answer": command.answer,
-            "attempts": attempts}
+            "attempts": attempts, "penalty": 0}
     cooldown_s = state.definition.wrong_answer_cooldown_s
     if cooldown_s and attempts % WRONG_ANSWERS_BEFORE_COOLDOWN == 0:
         data["cooldown_until"] = now + cooldown_s * 1000
@@ -274,7 +276,7 @@ def _hint(state: HuntState, command: RequestHint, now: int) -> Decision:
         return _reject("hint_locked", f"hint {revealed + 1} of clue {clue.id!r} unlocks in {wait_s} s")
     return [NewEvent(type="hint_revealed", data={
         **_who(command.player_id, player), "clue_id": clue.id, "hint": revealed,
-        "penalty": hint.penalty, "text": hint.text})]
+        "penalty": hint.penalty, "charged": hint.penalty, "text": hint.text})]
 
 
 def _remove(state: HuntState, command: RemovePlayer, now: int) -> Decision:
@@ -322,7 +324,8 @@ _DECIDERS: dict[type, Callable[[HuntState, Any, int], Decision]] = {
 def evolve(state: HuntState | None, event: StoredEvent) -> HuntState:
     """Apply one stored event; returns the (new or changed) state."""
     if event.type == "hunt_created":
-        state = HuntState(parse_definition(event.data["definition"]), event.ts)
+        state = HuntState(parse_definition(event.data["definition"]), event.ts,
+                          rules_for(event.data["rules_version"]))
     else:
         assert state is not None, f"event {event.seq} ({event.type}) before hunt_created"
         _APPLIERS[event.type](state, event.data, event.ts)
@@ -401,6 +404,7 @@ def _on_wrong(state: HuntState, data: dict[str, Any], ts: int) -> None:
     group, clue_id = _group_of(state, data), data["clue_id"]
     solved_ts, hints, _, cooldown_until = group.clue(clue_id)
     group.set_clue(clue_id, (solved_ts, hints, data["attempts"], data.get("cooldown_until", cooldown_until)))
+    _score(state, group, -data["penalty"], ts)
 
 
 def _on_solved(state: HuntState, data: dict[str, Any], ts: int) -> None:
@@ -415,11 +419,13 @@ def _on_hint(state: HuntState, data: dict[str, Any], ts: int) -> None:
     group, clue_id = _group_of(state, data), data["clue_id"]
     solved_ts, hints, wrong, cooldown_until = group.clue(clue_id)
     group.set_clue(clue_id, (solved_ts, hints + 1, wrong, cooldown_until))
-    _score(state, group, -data["penalty"], ts)
+    _score(state, group, -data["charged"], ts)
 
 
 def _on_treasure(state: HuntState, data: dict[str, Any], ts: int) -> None:
-    _group_of(state, data).treasure_ts = ts
+    group = _group_of(state, data)
+    group.treasure_ts = ts
+    _score(state, group, data["time_bonus"], ts)
 
 
 def _on_adjusted(state: HuntState, data: dict[str, Any], ts: int) -> None:

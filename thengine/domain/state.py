@@ -19,9 +19,11 @@ from bisect import bisect_left, insort
 from typing import Any
 
 from .definition import HuntDefinition, parse_definition
+from .versions import RULES, Rules, rules_for
 
 #: Bump when the snapshot layout changes; older snapshots are then ignored (full replay).
-SNAPSHOT_FORMAT = 1
+#: 2: adds ``rules_version``.
+SNAPSHOT_FORMAT = 2
 
 GroupKey = tuple[str, str]  # (kind, id): ("player", "p1") or ("team", "red")
 
@@ -104,8 +106,9 @@ class PlayerState:
 class HuntState:
     """Everything known about one hunt after applying its events up to `version`."""
 
-    def __init__(self, definition: HuntDefinition, created_ts: int) -> None:
+    def __init__(self, definition: HuntDefinition, created_ts: int, rules: Rules = RULES[1]) -> None:
         self.definition = definition
+        self.rules = rules  # the rules version the hunt was created under
         self.hunt_id = definition.id
         self.status = "created"  # created -> running -> ended
         self.version = 0
@@ -167,6 +170,7 @@ def snapshot_data(state: HuntState, groups: Any, players: Any) -> dict[str, Any]
     """The snapshot of `state` around its groups and players, taken already."""
     return {
         "format": SNAPSHOT_FORMAT,
+        "rules_version": state.rules.version,
         "definition": state.definition.to_json(),
         "status": state.status,
         "version": state.version,
@@ -207,7 +211,7 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
     """The state a snapshot describes. Raises ValueError for another snapshot format."""
     if data.get("format") != SNAPSHOT_FORMAT:
         raise ValueError(f"snapshot format {data.get('format')!r}, expected {SNAPSHOT_FORMAT}")
-    state = HuntState(parse_definition(data["definition"]), data["created_ts"])
+    state = HuntState(parse_definition(data["definition"]), data["created_ts"], rules_for(data["rules_version"]))
     state.status = data["status"]
     state.version = data["version"]
     state.seq = data["seq"]

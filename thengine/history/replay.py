@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from ..domain.rules import evolve
+from ..domain.shapes import SHAPES, upcast
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..errors import StorageError, UnknownHunt
 from ..storage import codec
@@ -39,7 +40,7 @@ _MAX_INT = 2**63 - 1
 Progress = Callable[[int, int], None]
 """`progress(events_done, events_total)`, called after every page of the log."""
 
-_COLUMNS = "seq, hunt_id, version, type, ts, data"
+_COLUMNS = "seq, hunt_id, version, type, ts, data, shape"
 _LOG_PAGE = f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 # Through the UNIQUE(hunt_id, version) index; `+seq` keeps the planner on it.
 _HUNT_PAGE = (f"SELECT {_COLUMNS} FROM events WHERE hunt_id = ? AND version > ? AND +seq <= ? "
@@ -209,11 +210,14 @@ def _fold(store: Store, hunts: dict[str, HuntState], *, hunt_id: str | None, unt
     stop = next(pending, -1)
     row = _Row()
     get = hunts.get
+    shapes = SHAPES
     last_seq = count = 0
     for rows in _pages(store, hunt_id, bound):
-        for (seq, row_hunt, version, type_, ts, _), data in zip(rows, _decode(store, rows)):
+        for (seq, row_hunt, version, type_, ts, _, shape), data in zip(rows, _decode(store, rows)):
             if ts > limit_ts:
                 return last_seq, count
+            if shape != shapes.get(type_, 1):
+                data = _upcast(store, seq, type_, shape, data)
             row.seq, row.hunt_id, row.version, row.type, row.ts, row.data = seq, row_hunt, version, type_, ts, data
             try:
                 state = hunts[row_hunt] = evolve(get(row_hunt), row)  # type: ignore[arg-type]
@@ -232,6 +236,16 @@ def _fold(store: Store, hunts: dict[str, HuntState], *, hunt_id: str | None, unt
     return last_seq, count
 
 
+def _upcast(store: Store, seq: int, type_: str, shape: int, data: Any) -> Any:
+    try:
+        return upcast(type_, shape, data)
+    except ValueError as exc:
+        raise StorageError(f"{store.path}: event {seq}: {exc}; upgrade thengine to read it") from exc
+    except (KeyError, TypeError) as exc:
+        raise StorageError(f"{store.path}: event {seq} ({type_}, shape {shape}) cannot be upcast "
+                           f"(corrupted file?): {exc!r}") from exc
+
+
 def _decode(store: Store, rows: list[tuple[Any, ...]]) -> list[Any]:
     """The `data` of every row, parsed.
 
@@ -247,7 +261,7 @@ def _decode(store: Store, rows: list[tuple[Any, ...]]) -> list[Any]:
     except ValueError:
         pass
     values = []
-    for seq, *_, data in rows:
+    for seq, *_, data, _ in rows:
         try:
             values.append(codec.loads(data))
         except ValueError as exc:

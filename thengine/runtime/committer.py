@@ -20,6 +20,7 @@ import trio
 
 from ..domain.events import StoredEvent
 from ..domain.result import Result
+from ..domain.shapes import shape_of
 from ..errors import StorageError
 from ..storage.codec import dumps, encode_snapshot
 from ..storage.store import Batch, CatalogRow, CommandRecord, EventRow, SnapshotRow, Store
@@ -140,8 +141,7 @@ class Committer:
         self.next_seq = seq + 1
         event = StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type, ts=ts, data=data)
         entry.events.append(event)
-        entry.rows.append(EventRow(seq=seq, hunt_id=hunt_id, version=version, type=type, ts=ts,
-                                   data=text, command_id=command_id))
+        entry.rows.append(EventRow(seq, hunt_id, version, type, ts, text, command_id, shape_of(type)))
         return event
 
     def append(self, entry: Entry) -> None:

@@ -36,6 +36,7 @@ import orjson
 from attrs import Factory
 
 from thengine.domain.events import StoredEvent
+from thengine.domain.shapes import SHAPES, upcast
 from thengine.errors import StorageError
 from thengine.storage import migrations as _migrations
 from thengine.storage import codec
@@ -61,6 +62,7 @@ class EventRow(NamedTuple):
     ts: int
     data: str
     command_id: str | None = None
+    shape: int = 1  # the layout `data` is in (`thengine.domain.shapes`)
 
 
 class CommandRecord(NamedTuple):
@@ -124,8 +126,9 @@ _snapshot_values = operator.attrgetter("hunt_id", "version", "seq", "format", "s
 # 2.2 s against a busy loop instead of 1.3 ms (benchmarks/storage_write.py --gil). One
 # statement parses the JSON and inserts every row in C, without the GIL.
 _INSERT_EVENTS = (
-    "INSERT INTO events (seq, hunt_id, version, type, ts, data, command_id) "
-    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?)"
+    "INSERT INTO events (seq, hunt_id, version, type, ts, data, command_id, shape) "
+    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 "
+    "FROM json_each(?)"
 )
 _INSERT_COMMANDS = (
     "INSERT INTO commands (command_id, fingerprint, hunt_id, first_seq, last_seq, ts) "
@@ -146,7 +149,7 @@ _UPSERT_HUNT = (
 )
 _catalog_values = operator.attrgetter("hunt_id", "status", "ended_ts", "summary")
 
-_EVENT_COLUMNS = "seq, hunt_id, version, type, ts, data"
+_EVENT_COLUMNS = "seq, hunt_id, version, type, ts, data, shape"
 _SNAPSHOT_COLUMNS = "hunt_id, version, seq, format, state, ts"
 _COMMAND_COLUMNS = "command_id, fingerprint, hunt_id, first_seq, last_seq, ts"
 # Through the command_id index (migration 0003); the newest record of an id if there are several.
@@ -182,24 +185,35 @@ FROM hunts JOIN events
 
 
 def decode_events(rows: Sequence[tuple[Any, ...]], *, path: str = "the database") -> list[StoredEvent]:
-    """`(seq, hunt_id, version, type, ts, data_json)` rows -> `StoredEvent`s.
+    """`(seq, hunt_id, version, type, ts, data_json, shape)` rows -> `StoredEvent`s, each
+    in its type's current shape (`thengine.domain.shapes.upcast`).
 
     Raises:
-        StorageError: a row's data is not JSON (a corrupted file), naming its seq.
+        StorageError: a row's data is not JSON (a corrupted file), or is in a shape newer
+            than this thengine knows, naming its seq.
     """
     loads = codec.loads
+    shapes = SHAPES
     try:
         return [
-            StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type_, ts=ts, data=loads(data))
-            for seq, hunt_id, version, type_, ts, data in rows
+            StoredEvent(seq=seq, hunt_id=hunt_id, version=version, type=type_, ts=ts,
+                        data=loads(data) if shape == shapes.get(type_, 1) else upcast(type_, shape, loads(data)))
+            for seq, hunt_id, version, type_, ts, data, shape in rows
         ]
-    except ValueError:
+    except (ValueError, KeyError, TypeError):
         pass
-    for seq, *_, data in rows:
+    for seq, _, _, type_, _, data, shape in rows:
         try:
-            loads(data)
+            value = loads(data)
         except ValueError as exc:
             raise StorageError(f"{path}: event {seq} has malformed data (corrupted file?): {exc}") from exc
+        try:
+            upcast(type_, shape, value)
+        except ValueError as exc:
+            raise StorageError(f"{path}: event {seq}: {exc}; upgrade thengine to read it") from exc
+        except (KeyError, TypeError) as exc:
+            raise StorageError(f"{path}: event {seq} ({type_}, shape {shape}) cannot be upcast "
+                               f"(corrupted file?): {exc!r}") from exc
     raise AssertionError("unreachable: a row failed to decode once but not again")  # pragma: no cover
 
 
