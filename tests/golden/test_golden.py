@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from thengine import open_engine
 from thengine.cli import main
 from thengine.domain import rules
-from thengine.domain.commands import Rejection, parse_command
+from thengine.domain.commands import EndHunt, Rejection, parse_command
 from thengine.domain.events import StoredEvent
 from thengine.domain.rules import decide, evolve
 from thengine.domain.shapes import upcast
@@ -150,14 +150,8 @@ async def test_a_database_of_an_older_release_migrates_verifies_and_recovers(tmp
     async with open_engine(str(copy), clock=lambda: ts + 60_000) as engine:
         assert differences(expected, engine.hunts) == []  # recovered from its snapshots and log
         before = engine.committed_seq
-        again = await engine.submit(_command_of(copy, command_id), command_id=command_id)
+        assert command_id.startswith("big-")  # the bigger hunt's last command: its end (see make.py)
+        again = await engine.submit(EndHunt(hunt_id="big"), command_id=command_id)
         assert again.ok and list(again.events) == logged  # the first result, nothing new
         assert engine.committed_seq == before
 
-
-def _command_of(db: Path, command_id: str) -> Any:
-    """The command that stored `command_id` in the golden database: the bigger hunt's
-    last command is its end (see make.py)."""
-    assert command_id.startswith("big-")
-    from thengine.domain.commands import EndHunt
-    return EndHunt(hunt_id="big")

@@ -27,11 +27,11 @@ from typing import Any
 import attrs
 
 from ..domain.rules import evolve
-from ..domain.shapes import SHAPES, upcast
+from ..domain.shapes import SHAPES
 from ..domain.state import SNAPSHOT_FORMAT, HuntState, to_snapshot
 from ..errors import StorageError, UnknownHunt
 from ..storage import codec
-from ..storage.store import Store
+from ..storage.store import Store, upcast_stored
 
 #: Rows fetched per read transaction.
 PAGE_SIZE = 10_000
@@ -217,7 +217,7 @@ def _fold(store: Store, hunts: dict[str, HuntState], *, hunt_id: str | None, unt
             if ts > limit_ts:
                 return last_seq, count
             if shape != shapes.get(type_, 1):
-                data = _upcast(store, seq, type_, shape, data)
+                data = upcast_stored(type_, shape, data, seq=seq, path=store.path)
             row.seq, row.hunt_id, row.version, row.type, row.ts, row.data = seq, row_hunt, version, type_, ts, data
             try:
                 state = hunts[row_hunt] = evolve(get(row_hunt), row)  # type: ignore[arg-type]
@@ -234,16 +234,6 @@ def _fold(store: Store, hunts: dict[str, HuntState], *, hunt_id: str | None, unt
         if progress is not None:
             progress(count, total)
     return last_seq, count
-
-
-def _upcast(store: Store, seq: int, type_: str, shape: int, data: Any) -> Any:
-    try:
-        return upcast(type_, shape, data)
-    except ValueError as exc:
-        raise StorageError(f"{store.path}: event {seq}: {exc}; upgrade thengine to read it") from exc
-    except (KeyError, TypeError) as exc:
-        raise StorageError(f"{store.path}: event {seq} ({type_}, shape {shape}) cannot be upcast "
-                           f"(corrupted file?): {exc!r}") from exc
 
 
 def _decode(store: Store, rows: list[tuple[Any, ...]]) -> list[Any]:

@@ -207,14 +207,19 @@ def decode_events(rows: Sequence[tuple[Any, ...]], *, path: str = "the database"
             value = loads(data)
         except ValueError as exc:
             raise StorageError(f"{path}: event {seq} has malformed data (corrupted file?): {exc}") from exc
-        try:
-            upcast(type_, shape, value)
-        except ValueError as exc:
-            raise StorageError(f"{path}: event {seq}: {exc}; upgrade thengine to read it") from exc
-        except (KeyError, TypeError) as exc:
-            raise StorageError(f"{path}: event {seq} ({type_}, shape {shape}) cannot be upcast "
-                               f"(corrupted file?): {exc!r}") from exc
+        upcast_stored(type_, shape, value, seq=seq, path=path)
     raise AssertionError("unreachable: a row failed to decode once but not again")  # pragma: no cover
+
+
+def upcast_stored(type_: str, shape: int, data: Any, *, seq: int, path: str) -> Any:
+    """`upcast` of a stored event's data, its failures said as `StorageError`s naming the event."""
+    try:
+        return upcast(type_, shape, data)
+    except ValueError as exc:
+        raise StorageError(f"{path}: event {seq}: {exc}; upgrade thengine to read it") from exc
+    except (KeyError, TypeError) as exc:
+        raise StorageError(f"{path}: event {seq} ({type_}, shape {shape}) cannot be upcast "
+                           f"(corrupted file?): {exc!r}") from exc
 
 
 def _not_utf8(conn: apsw.Connection, sql: str, bindings: tuple[Any, ...]) -> str:
