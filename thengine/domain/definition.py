@@ -13,12 +13,9 @@ Pure: no I/O and no clock; times are integer milliseconds since the epoch (UTC).
 from __future__ import annotations
 
 import json
-import math
 import re
-import reprlib
 import tomllib
 import unicodedata
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,37 +23,15 @@ import attrs
 
 from thengine.errors import DefinitionError
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}", re.ASCII)
-"""Hunt and clue ids: 1-64 ASCII letters, digits and ``_ - . :`` (use ``fullmatch``)."""
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-NOT_UTF8 = "must be valid Unicode text (no lone surrogates such as \\ud800)"
-"""What a text field says of a string UTF-8 cannot hold (see `is_utf8`)."""
-
-
-def is_utf8(text: str) -> bool:
-    """Whether `text` can be written as UTF-8: in JSON, in SQLite, on the wire.
-
-    Only lone surrogates (U+D800-U+DFFF) cannot: JSON's ``"\\ud800"`` escape makes
-    one, and no encoder downstream (orjson, SQLite, a WebSocket) accepts it. Every
-    text field (commands, queries, hunt definitions, request ids) checks this, so a
-    string that passed validation can always be stored and sent.
-    """
-    return text.isascii() or _SURROGATE.search(text) is None
-
-
-def escape_surrogates(text: str) -> str:
-    """`text` with any lone surrogate written as a ``\\uXXXX`` escape: safe to put in a message."""
-    return text if is_utf8(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
-
+from .fields import (  # noqa: F401 - ID_PATTERN, NOT_UTF8 and is_utf8 are imported from here
+    ID_PATTERN, NOT_UTF8, SHOW, check_keys, escape_surrogates, id_at, int_at, is_utf8, list_at,
+    number_at, optional, problem, table_at, text_at, utf8_len,
+)
 
 MAX_CLUES = 500
 MAX_ANSWER_LEN = 256
 MAX_DEFINITION_BYTES = 1_048_576
 """Largest hunt: the TOML text, or the definition as compact UTF-8 JSON."""
-
-# Integers in a definition stay exact in every JSON client (JavaScript included).
-_MAX_INT = 2**53 - 1
 
 _ORDERS = ("sequential", "any")
 
@@ -84,11 +59,6 @@ _HUNT_KEYS = (
 _CLUE_KEYS = ("id", "title", "prompt", "points", "answers", "location", "hints")
 _LOCATION_KEYS = ("lat", "lon", "radius_m")
 _HINT_KEYS = ("text", "penalty", "unlock_after_s")
-
-_show = reprlib.Repr()
-_show.maxstring = 100
-_show.maxother = 100
-_show.maxlevel = 2
 
 
 def normalize_answer(text: str) -> str:
@@ -247,7 +217,7 @@ def parse_ts(value: object, path: str, problems: list[str]) -> int | None:
         except (OverflowError, ValueError):
             moment = None
     if moment is None:
-        _problem(problems, path, "must be an RFC 3339 datetime with an offset", value)
+        problem(problems, path, "must be an RFC 3339 datetime with an offset", value)
         return None
     return (moment - _EPOCH) // _ONE_MS
 
@@ -279,10 +249,10 @@ def _parse_rfc3339(text: str) -> datetime | None:
 def parse_hunt_toml(text: str) -> HuntDefinition:
     """Read a hunt file's text. Raises `DefinitionError` listing every problem."""
     if not isinstance(text, str):
-        raise DefinitionError([f"toml: must be text, got {_show.repr(text)}"])
-    if len(text) > MAX_DEFINITION_BYTES or _utf8_len(text) > MAX_DEFINITION_BYTES:
+        raise DefinitionError([f"toml: must be text, got {SHOW.repr(text)}"])
+    if len(text) > MAX_DEFINITION_BYTES or utf8_len(text) > MAX_DEFINITION_BYTES:
         raise DefinitionError(
-            [f"definition: must be at most {MAX_DEFINITION_BYTES} bytes, got {_utf8_len(text)}"]
+            [f"definition: must be at most {MAX_DEFINITION_BYTES} bytes, got {utf8_len(text)}"]
         )
     try:
         data = tomllib.loads(text)
@@ -303,7 +273,7 @@ def parse_definition(obj: object) -> HuntDefinition:
     definition = _read_hunt(obj, problems)
     if problems or definition is None:
         raise DefinitionError(problems or ["definition: invalid"])
-    size = _utf8_len(json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":")))
+    size = utf8_len(json.dumps(definition.to_json(), ensure_ascii=False, separators=(",", ":")))
     if size > MAX_DEFINITION_BYTES:
         raise DefinitionError(
             [f"definition: must be at most {MAX_DEFINITION_BYTES} bytes as JSON, got {size}"]
@@ -328,42 +298,42 @@ def definition_problems(definition: HuntDefinition) -> list[str]:
 
 
 def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
-    table = _table(obj, "definition", problems)
+    table = table_at(obj, "definition", problems)
     if table is None:
         return None
-    _check_keys(table, "", _HUNT_KEYS, ("id", "title", "clues"), problems)
+    check_keys(table, "", _HUNT_KEYS, ("id", "title", "clues"), problems)
 
-    hunt_id = _id(table.get("id"), "id", problems) if "id" in table else None
-    title = _text(table.get("title"), "title", problems) if "title" in table else None
-    order = _optional(table, "order")
+    hunt_id = id_at(table.get("id"), "id", problems) if "id" in table else None
+    title = text_at(table.get("title"), "title", problems) if "title" in table else None
+    order = optional(table, "order")
     if order is None:
         order = "sequential"
     elif not isinstance(order, str) or order not in _ORDERS:
-        _problem(problems, "order", "must be 'sequential' or 'any'", order)
+        problem(problems, "order", "must be 'sequential' or 'any'", order)
     starts_at = ends_at = None
-    if (raw_start := _optional(table, "starts_at")) is not None:
+    if (raw_start := optional(table, "starts_at")) is not None:
         starts_at = parse_ts(raw_start, "starts_at", problems)
-    if (raw_end := _optional(table, "ends_at")) is not None:
+    if (raw_end := optional(table, "ends_at")) is not None:
         ends_at = parse_ts(raw_end, "ends_at", problems)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        _problem(problems, "ends_at", "must be after starts_at", raw_end)
+        problem(problems, "ends_at", "must be after starts_at", raw_end)
     max_players = cooldown = None
-    if (raw := _optional(table, "max_players")) is not None:
-        max_players = _int(raw, "max_players", problems, positive=True)
-    if (raw := _optional(table, "wrong_answer_cooldown_s")) is not None:
-        cooldown = _int(raw, "wrong_answer_cooldown_s", problems, positive=True)
-    distance_hint = _optional(table, "distance_hint")
+    if (raw := optional(table, "max_players")) is not None:
+        max_players = int_at(raw, "max_players", problems, positive=True)
+    if (raw := optional(table, "wrong_answer_cooldown_s")) is not None:
+        cooldown = int_at(raw, "wrong_answer_cooldown_s", problems, positive=True)
+    distance_hint = optional(table, "distance_hint")
     if distance_hint is None:
         distance_hint = "none"
     elif not isinstance(distance_hint, str) or distance_hint not in DISTANCE_HINTS:
-        _problem(problems, "distance_hint", "must be 'none' or 'bands'", distance_hint)
+        problem(problems, "distance_hint", "must be 'none' or 'bands'", distance_hint)
 
     clues: list[Clue] = []
     if "clues" in table:
-        raw_clues = _list(table["clues"], "clues", problems)
+        raw_clues = list_at(table["clues"], "clues", problems)
         if raw_clues is not None:
             if not raw_clues:
-                _problem(problems, "clues", "must not be empty", raw_clues)
+                problem(problems, "clues", "must not be empty", raw_clues)
             elif len(raw_clues) > MAX_CLUES:
                 problems.append(f"clues: must have at most {MAX_CLUES} clues, got {len(raw_clues)}")
             seen_ids: set[str] = set()
@@ -389,29 +359,29 @@ def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
 
 
 def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> Clue | None:
-    table = _table(obj, path, problems)
+    table = table_at(obj, path, problems)
     if table is None:
         return None
     before = len(problems)
-    _check_keys(table, path, _CLUE_KEYS, ("id", "prompt", "points"), problems)
+    check_keys(table, path, _CLUE_KEYS, ("id", "prompt", "points"), problems)
 
     clue_id = None
     if "id" in table:
-        clue_id = _id(table["id"], f"{path}.id", problems)
+        clue_id = id_at(table["id"], f"{path}.id", problems)
         if clue_id is not None:
             if clue_id in seen:
                 problems.append(f"{path}.id: duplicate clue id {clue_id!r}")
             seen.add(clue_id)
     title = None
-    if (raw_title := _optional(table, "title")) is not None:
-        title = _text(raw_title, f"{path}.title", problems)
-    prompt = _text(table["prompt"], f"{path}.prompt", problems) if "prompt" in table else None
+    if (raw_title := optional(table, "title")) is not None:
+        title = text_at(raw_title, f"{path}.title", problems)
+    prompt = text_at(table["prompt"], f"{path}.prompt", problems) if "prompt" in table else None
     points = None
     if "points" in table:
-        points = _int(table["points"], f"{path}.points", problems, positive=True)
+        points = int_at(table["points"], f"{path}.points", problems, positive=True)
 
-    raw_answers = _optional(table, "answers")
-    raw_location = _optional(table, "location")
+    raw_answers = optional(table, "answers")
+    raw_location = optional(table, "location")
     if raw_answers is None and raw_location is None:
         problems.append(f"{path}: must have answers or location, got neither")
     elif raw_answers is not None and raw_location is not None:
@@ -424,8 +394,8 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
         location = _read_location(raw_location, f"{path}.location", problems)
 
     hints: list[Hint] = []
-    if (raw_hints := _optional(table, "hints")) is not None:
-        hint_list = _list(raw_hints, f"{path}.hints", problems)
+    if (raw_hints := optional(table, "hints")) is not None:
+        hint_list = list_at(raw_hints, f"{path}.hints", problems)
         for n, raw_hint in enumerate(hint_list or ()):
             hint = _read_hint(raw_hint, f"{path}.hints[{n}]", points, problems)
             if hint is not None:
@@ -446,170 +416,58 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
 
 
 def _read_answers(obj: object, path: str, problems: list[str]) -> tuple[str, ...]:
-    items = _list(obj, path, problems)
+    items = list_at(obj, path, problems)
     if items is None:
         return ()
     if not items:
-        _problem(problems, path, "must not be empty", items)
+        problem(problems, path, "must not be empty", items)
     answers = []
     for n, item in enumerate(items):
-        answer = _text(item, f"{path}[{n}]", problems)
+        answer = text_at(item, f"{path}[{n}]", problems)
         if answer is None:
             continue
         if len(answer) > MAX_ANSWER_LEN:
             what = f"must be at most {MAX_ANSWER_LEN} characters"
-            _problem(problems, f"{path}[{n}]", what, answer)
+            problem(problems, f"{path}[{n}]", what, answer)
         answers.append(answer)
     return tuple(answers)
 
 
 def _read_location(obj: object, path: str, problems: list[str]) -> Location | None:
-    table = _table(obj, path, problems)
+    table = table_at(obj, path, problems)
     if table is None:
         return None
-    _check_keys(table, path, _LOCATION_KEYS, _LOCATION_KEYS, problems)
+    check_keys(table, path, _LOCATION_KEYS, _LOCATION_KEYS, problems)
     lat = lon = radius = None
     if "lat" in table:
-        lat = _number(table["lat"], f"{path}.lat", problems, low=-90, high=90)
+        lat = number_at(table["lat"], f"{path}.lat", problems, low=-90, high=90)
     if "lon" in table:
-        lon = _number(table["lon"], f"{path}.lon", problems, low=-180, high=180)
+        lon = number_at(table["lon"], f"{path}.lon", problems, low=-180, high=180)
     if "radius_m" in table:
-        radius = _number(table["radius_m"], f"{path}.radius_m", problems, low=0, open_low=True)
+        radius = number_at(table["radius_m"], f"{path}.radius_m", problems, low=0, open_low=True)
     if lat is None or lon is None or radius is None:
         return None
     return Location(lat=lat, lon=lon, radius_m=radius)
 
 
 def _read_hint(obj: object, path: str, points: int | None, problems: list[str]) -> Hint | None:
-    table = _table(obj, path, problems)
+    table = table_at(obj, path, problems)
     if table is None:
         return None
-    _check_keys(table, path, _HINT_KEYS, ("text", "penalty"), problems)
-    text = _text(table["text"], f"{path}.text", problems) if "text" in table else None
+    check_keys(table, path, _HINT_KEYS, ("text", "penalty"), problems)
+    text = text_at(table["text"], f"{path}.text", problems) if "text" in table else None
     penalty = None
     if "penalty" in table:
-        penalty = _int(table["penalty"], f"{path}.penalty", problems, positive=False)
+        penalty = int_at(table["penalty"], f"{path}.penalty", problems, positive=False)
         if penalty is not None and points is not None and penalty > points:
             what = f"must not exceed the clue's points ({points})"
-            _problem(problems, f"{path}.penalty", what, penalty)
+            problem(problems, f"{path}.penalty", what, penalty)
             penalty = None
     unlock_after_s: int | None = 0
-    if (raw := _optional(table, "unlock_after_s")) is not None:
-        unlock_after_s = _int(raw, f"{path}.unlock_after_s", problems, positive=False)
+    if (raw := optional(table, "unlock_after_s")) is not None:
+        unlock_after_s = int_at(raw, f"{path}.unlock_after_s", problems, positive=False)
     if text is None or penalty is None or unlock_after_s is None:
         return None
     return Hint(text=text, penalty=penalty, unlock_after_s=unlock_after_s)
 
 
-# --- small readers: each returns the value, or None after recording a problem ----------
-
-
-def _problem(problems: list[str], path: str, what: str, value: object) -> None:
-    problems.append(f"{path}: {what}, got {_show.repr(value)}")
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _optional(table: Mapping[Any, Any], key: str) -> object:
-    """An optional field's value; JSON ``null`` counts as absent."""
-    return table.get(key)
-
-
-def _table(obj: object, path: str, problems: list[str]) -> Mapping[Any, Any] | None:
-    if not isinstance(obj, Mapping):
-        _problem(problems, path, "must be an object", obj)
-        return None
-    return obj
-
-
-def _check_keys(
-    table: Mapping[Any, Any],
-    path: str,
-    known: tuple[str, ...],
-    required: tuple[str, ...],
-    problems: list[str],
-) -> None:
-    for key in table:
-        if not isinstance(key, str):
-            _problem(problems, path or "definition", "keys must be strings", key)
-        elif key not in known:
-            problems.append(f"{_join(path, escape_surrogates(key))}: unknown key")
-    for key in required:
-        if key not in table:
-            problems.append(f"{_join(path, key)}: required")
-
-
-def _list(obj: object, path: str, problems: list[str]) -> list[object] | None:
-    if not isinstance(obj, (list, tuple)):
-        _problem(problems, path, "must be a list", obj)
-        return None
-    return list(obj)
-
-
-def _text(obj: object, path: str, problems: list[str]) -> str | None:
-    if not isinstance(obj, str):
-        _problem(problems, path, "must be a string", obj)
-        return None
-    if not obj.strip():
-        _problem(problems, path, "must not be blank", obj)
-        return None
-    if not is_utf8(obj):
-        _problem(problems, path, NOT_UTF8, obj)
-        return None
-    return obj
-
-
-def _id(obj: object, path: str, problems: list[str]) -> str | None:
-    if not isinstance(obj, str):
-        _problem(problems, path, "must be a string", obj)
-        return None
-    if ID_PATTERN.fullmatch(obj) is None:
-        _problem(problems, path, "must be 1-64 letters, digits, '_', '-', '.' or ':'", obj)
-        return None
-    return obj
-
-
-def _int(obj: object, path: str, problems: list[str], *, positive: bool) -> int | None:
-    if not isinstance(obj, int) or isinstance(obj, bool):
-        _problem(problems, path, "must be an integer", obj)
-        return None
-    if positive and obj <= 0:
-        _problem(problems, path, "must be > 0", obj)
-        return None
-    if obj < 0:
-        _problem(problems, path, "must be >= 0", obj)
-        return None
-    if obj > _MAX_INT:
-        _problem(problems, path, f"must be <= {_MAX_INT}", obj)
-        return None
-    return obj
-
-
-def _number(
-    obj: object,
-    path: str,
-    problems: list[str],
-    *,
-    low: float,
-    high: float = _MAX_INT,
-    open_low: bool = False,
-) -> float | None:
-    if not isinstance(obj, (int, float)) or isinstance(obj, bool):
-        _problem(problems, path, "must be a number", obj)
-        return None
-    if isinstance(obj, float) and not math.isfinite(obj):
-        _problem(problems, path, "must be a finite number", obj)
-        return None
-    if obj < low or (open_low and obj == low):
-        _problem(problems, path, f"must be {'>' if open_low else '>='} {low}", obj)
-        return None
-    if obj > high:
-        _problem(problems, path, f"must be <= {high}", obj)
-        return None
-    return float(obj)
-
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
