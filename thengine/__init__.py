@@ -9,6 +9,7 @@ from .domain.commands import CheckIn as CheckIn
 from .domain.commands import CreateHunt as CreateHunt
 from .domain.commands import EndHunt as EndHunt
 from .domain.commands import ExtendHunt as ExtendHunt
+from .domain.commands import Flags as Flags
 from .domain.commands import Hunt as Hunt
 from .domain.commands import Hunts as Hunts
 from .domain.commands import JoinHunt as JoinHunt
@@ -25,6 +26,9 @@ from .domain.commands import parse_query as parse_query
 from .domain.definition import HuntDefinition as HuntDefinition
 from .domain.definition import parse_definition as parse_definition
 from .domain.definition import parse_hunt_toml as parse_hunt_toml
+from .domain.options import Decay as Decay
+from .domain.options import Options as Options
+from .domain.options import TimeBonus as TimeBonus
 from .domain.events import StoredEvent as StoredEvent
 from .domain.result import Result as Result
 
@@ -43,9 +47,9 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'thengine' has no attribute {name!r}")
 
 __all__ = [
-    "AdjustScore", "CheckIn", "CreateHunt", "EndHunt", "Engine", "ExtendHunt", "Hunt",
-    "HuntDefinition", "Hunts", "JoinHunt", "Leaderboard", "LeaveHunt", "Player", "Rejection",
-    "RemovePlayer", "RequestHint", "Result", "StartHunt", "StoredEvent", "SubmitAnswer",
+    "AdjustScore", "CheckIn", "CreateHunt", "Decay", "EndHunt", "Engine", "ExtendHunt", "Flags", "Hunt",
+    "HuntDefinition", "Hunts", "JoinHunt", "Leaderboard", "LeaveHunt", "Options", "Player", "Rejection",
+    "RemovePlayer", "RequestHint", "Result", "StartHunt", "StoredEvent", "SubmitAnswer", "TimeBonus",
     "__version__", "open_engine", "parse_command", "parse_definition", "parse_hunt_toml",
     "parse_query",
 ]

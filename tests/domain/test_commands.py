@@ -8,7 +8,7 @@ import json
 import pytest
 
 from thengine.domain.commands import (
-    COMMAND_TYPES, QUERY_TYPES, AdjustScore, CheckIn, CreateHunt, EndHunt, ExtendHunt, Hunt,
+    COMMAND_TYPES, QUERY_TYPES, AdjustScore, CheckIn, CreateHunt, EndHunt, ExtendHunt, Flags, Hunt,
     Hunts, JoinHunt, Leaderboard, LeaveHunt, Player, Rejection, RemovePlayer, RequestHint,
     StartHunt, SubmitAnswer, parse_command, parse_query, to_json,
 )
@@ -34,6 +34,7 @@ COMMANDS = [
     SubmitAnswer(hunt_id="h", player_id="p1", clue_id="a", answer=""),
     CheckIn(hunt_id="h", player_id="p1", clue_id="bell", lat=48.2001, lon=-16.5),
     CheckIn(hunt_id="h", player_id="p1", clue_id="bell", lat=-90.0, lon=180.0),
+    CheckIn(hunt_id="h", player_id="p1", clue_id="bell", lat=1.5, lon=2.5, accuracy_m=12.5),
     RequestHint(hunt_id="h", player_id="p1", clue_id="a"),
     ExtendHunt(hunt_id="h", ends_at=T0 + 1),
     RemovePlayer(hunt_id="h", player_id="p1", reason="cheating"),
@@ -46,6 +47,7 @@ QUERIES = [
     Player(hunt_id="h", player_id="p1"),
     Hunt(hunt_id="h"),
     Hunts(),
+    Flags(hunt_id="h"),
 ]
 
 

@@ -336,7 +336,8 @@ def test_a_check_in_inside_the_radius_solves_the_clue():
     events = game.check_in("p1", "bell", lat, lon)
     data = only(events, "clue_solved")
     assert data == {"player_id": "p1", "clue_id": "bell", "points": 150, "via": "check_in",
-                    "distance_m": round(distance_m(lat, lon, BELL["lat"], BELL["lon"]), 1)}
+                    "distance_m": round(distance_m(lat, lon, BELL["lat"], BELL["lon"]), 1),
+                    "lat": lat, "lon": lon}  # (the fix, recorded since rules 2)
     assert 10 < data["distance_m"] < 12
     assert game.score("p1") == 150
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from thengine.domain import views
 from thengine.domain.commands import (
-    COMMAND_TYPES, QUERY_TYPES, CreateHunt, Hunt, Hunts, Leaderboard, Player, Rejection,
+    COMMAND_TYPES, QUERY_TYPES, CreateHunt, Flags, Hunt, Hunts, Leaderboard, Player, Rejection,
     parse_command, parse_query, to_json,
 )
 from thengine.domain.definition import Clue, Hint, HuntDefinition, parse_definition, parse_hunt_toml
@@ -109,7 +109,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "join_hunt": {"hunt_id": "h", "player_id": "p3", "team_id": "t"},
     "leave_hunt": {"hunt_id": "h", "player_id": "p1"},
     "submit_answer": {"hunt_id": "h", "player_id": "p1", "clue_id": "c1", "answer": "yes"},
-    "check_in": {"hunt_id": "h", "player_id": "p1", "clue_id": "c2", "lat": 10.0, "lon": 20.0},
+    "check_in": {"hunt_id": "h", "player_id": "p1", "clue_id": "c2", "lat": 10.0, "lon": 20.0, "accuracy_m": 5.0},
     "request_hint": {"hunt_id": "h", "player_id": "p1", "clue_id": "c1"},
     "extend_hunt": {"hunt_id": "h", "ends_at": "2030-01-01T00:00:00Z"},
     "remove_player": {"hunt_id": "h", "player_id": "p1", "reason": "cheating"},
@@ -118,6 +118,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "player": {"hunt_id": "h", "player_id": "p1"},
     "hunt": {"hunt_id": "h"},
     "hunts": {},
+    "flags": {"hunt_id": "h"},
 }
 assert set(TEMPLATES) == {*COMMAND_TYPES, *QUERY_TYPES} - {"create_hunt"}
 
@@ -221,6 +222,8 @@ def answer_and_encode(query: Any) -> None:
         answer = views.player(state, query.player_id)
         if isinstance(answer, Rejection):
             answer = answer.to_json()
+    elif isinstance(query, Flags):
+        answer = views.flags(state)
     else:
         assert isinstance(query, Hunt)
         answer = views.hunt(state, views.PLAYER)

@@ -28,6 +28,7 @@ from thengine.domain.rules import decide, evolve
 from thengine.domain.shapes import upcast
 from thengine.domain.state import HuntState
 from thengine.domain.timers import decide_timer
+from thengine.domain.versions import RULES_VERSION
 from thengine.history.golden import differences, parse_expectations
 from thengine.storage.store import Store
 
@@ -64,7 +65,8 @@ def redecide(lines: list[dict[str, Any]]) -> tuple[dict[str, HuntState], list[st
         if isinstance(decision, Rejection):
             now = {"rejected": {"code": decision.code, "message": decision.message}}
         else:
-            now = {"events": [[e.type, e.data] for e in decision]}
+            now = {"events": [[e.type, _as_created_then(e.data, logged) if e.type == "hunt_created" else e.data]
+                              for e in decision]}
         then = ({"rejected": line["rejected"]} if "rejected" in line
                 else {"events": [[e.type, e.data] for e in logged]})
         if json.loads(json.dumps(now)) != then:
@@ -73,6 +75,13 @@ def redecide(lines: list[dict[str, Any]]) -> tuple[dict[str, HuntState], list[st
         for event in logged:
             hunts[hunt_id] = evolve(hunts.get(hunt_id), event)
     return hunts, problems
+
+
+def _as_created_then(data: dict[str, Any], logged: list[StoredEvent]) -> dict[str, Any]:
+    """A hunt created today is under today's rules; the logged one kept its own version,
+    which is what the rest of the log is decided under."""
+    assert data["rules_version"] == RULES_VERSION
+    return {**data, "rules_version": logged[0].data["rules_version"]}
 
 
 def check_log(path: Path) -> list[str]:

@@ -35,6 +35,7 @@ REJECTION_CODES = (
     "no_more_hints",
     "hint_locked",
     "too_far",
+    "inaccurate_fix",
     "overloaded",
     "rate_limited",
     "forbidden",
@@ -42,6 +43,7 @@ REJECTION_CODES = (
 
 MAX_REASON_LEN = 1000
 MAX_LEADERBOARD_LIMIT = 1000
+MAX_ACCURACY_M = 100_000
 
 
 @attrs.frozen(kw_only=True)
@@ -159,6 +161,9 @@ class CheckIn:
     clue_id: str = _id()
     lat: float = _kind("lat")
     lon: float = _kind("lon")
+    #: The fix's accuracy radius in metres (a phone's reported accuracy); None: exact.
+    accuracy_m: float | None = attrs.field(default=None, metadata={"kind": "accuracy"},
+                                           validator=_validate_optional)
 
 
 @attrs.frozen(kw_only=True)
@@ -246,8 +251,17 @@ class Hunts:
     TYPE: ClassVar[str] = "hunts"
 
 
-Query = Union[Leaderboard, Player, Hunt, Hunts]
-QUERY_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Leaderboard, Player, Hunt, Hunts)}
+@attrs.frozen(kw_only=True)
+class Flags:
+    """A hunt's ``implausible_move`` flags, oldest first: admins only."""
+
+    TYPE: ClassVar[str] = "flags"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+
+
+Query = Union[Leaderboard, Player, Hunt, Hunts, Flags]
+QUERY_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Leaderboard, Player, Hunt, Hunts, Flags)}
 
 
 class _Bad(ValueError):
@@ -304,6 +318,8 @@ def _parse_field(kind: str, name: str, value: Any) -> Any:
         return _parse_number(name, value, -90, 90)
     if kind == "lon":
         return _parse_number(name, value, -180, 180)
+    if kind == "accuracy":
+        return _parse_number(name, value, 0, MAX_ACCURACY_M)
     if kind == "delta":
         return _parse_int(name, value, -1_000_000_000, 1_000_000_000)
     if kind == "limit":

@@ -23,6 +23,8 @@ import attrs
 
 from thengine.errors import DefinitionError
 
+from .options import NO_OPTIONS, OPTION_KEYS, Options, read_options
+
 from .fields import (  # noqa: F401 - ID_PATTERN, NOT_UTF8 and is_utf8 are imported from here
     ID_PATTERN, NOT_UTF8, SHOW, check_keys, escape_surrogates, id_at, int_at, is_utf8, list_at,
     number_at, optional, problem, table_at, text_at, utf8_len,
@@ -54,6 +56,7 @@ _HUNT_KEYS = (
     "max_players",
     "wrong_answer_cooldown_s",
     "distance_hint",
+    *OPTION_KEYS,
     "clues",
 )
 _CLUE_KEYS = ("id", "title", "prompt", "points", "answers", "location", "hints")
@@ -141,6 +144,7 @@ class HuntDefinition:
     max_players: int | None = None
     wrong_answer_cooldown_s: int | None = None
     distance_hint: str = "none"
+    options: Options = NO_OPTIONS
     _positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
 
     @_positions.default
@@ -176,6 +180,7 @@ class HuntDefinition:
             out["wrong_answer_cooldown_s"] = self.wrong_answer_cooldown_s
         if self.distance_hint != "none":
             out["distance_hint"] = self.distance_hint
+        out.update(self.options.to_json())
         out["clues"] = [clue.to_json() for clue in self.clues]
         return out
 
@@ -342,10 +347,13 @@ def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
                 if clue is not None:
                     clues.append(clue)
 
+    options = read_options(table, problems, least_points=min((c.points for c in clues), default=None))
+
     if problems:
         return None
     assert hunt_id is not None and title is not None
     return HuntDefinition(
+        options=options,
         id=hunt_id,
         title=title,
         order=order,

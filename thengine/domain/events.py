@@ -15,13 +15,17 @@ Event data, field by field (the contract; optional fields are omitted when unset
 - ``player_removed``: ``player_id``, ``team_id``?, ``reason``
 - ``answer_wrong``: ``player_id``, ``team_id``?, ``clue_id``, ``answer`` (as submitted),
   ``attempts`` (wrong answers on this clue so far), ``cooldown_until`` (ms) when this
-  answer started a cooldown
-- ``clue_solved``: ``player_id``, ``team_id``?, ``clue_id``, ``points``, ``via``
-  ("answer" or "check_in"), ``distance_m`` for check-ins
+  answer started a cooldown, ``penalty`` (points it cost)
+- ``clue_solved``: ``player_id``, ``team_id``?, ``clue_id``, ``points`` (as awarded), ``via``
+  ("answer" or "check_in"); check-ins add ``distance_m`` and, under rules 2 on, the fix:
+  ``lat``, ``lon``, ``accuracy_m``?
 - ``hint_revealed``: ``player_id``, ``team_id``?, ``clue_id``, ``hint`` (0-based index),
-  ``penalty``, ``text``
-- ``treasure_found``: ``player_id``, ``team_id``?, ``score``
+  ``penalty``, ``charged`` (points it cost), ``text``
+- ``treasure_found``: ``player_id``, ``team_id``?, ``score`` (with the bonus), ``time_bonus``
 - ``score_adjusted``: ``player_id``? or ``team_id``?, ``delta``, ``reason``
+- ``implausible_move``: ``player_id``, ``team_id``?, ``clue_id``, ``distance_m`` and
+  ``seconds`` from the player's last fix, ``speed_kmh`` (null: infinite),
+  ``max_speed_kmh``; admins only
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ EVENT_TYPES = (
     "hint_revealed",
     "treasure_found",
     "score_adjusted",
+    "implausible_move",
 )
 
 

@@ -194,14 +194,28 @@ def _playing(state: HuntState, player_id: str, clue_id: str, now: int
 
 
 def _solved(state: HuntState, command: SubmitAnswer | CheckIn, player: PlayerState,
-            clue: Clue, extra: dict[str, Any]) -> list[NewEvent]:
+            clue: Clue, extra: dict[str, Any], now: int) -> list[NewEvent]:
     who = _who(command.player_id, player)
-    events = [NewEvent(type="clue_solved", data={**who, "clue_id": clue.id, "points": clue.points, **extra})]
+    options = state.definition.options
+    points = options.award(clue.points, state.solves.get(clue.id, 0))
+    events = [NewEvent(type="clue_solved", data={**who, "clue_id": clue.id, "points": points, **extra})]
     group = player.group
     if group.solved + 1 == len(state.definition.clues):
-        events.append(NewEvent(type="treasure_found", data={**who, "score": group.score + clue.points,
-                                                            "time_bonus": 0}))
+        bonus = options.time_bonus_for(group.joined_ts, now)
+        events.append(NewEvent(type="treasure_found", data={**who, "score": group.score + points + bonus,
+                                                            "time_bonus": bonus}))
     return events
+
+
+def _wrong_answer_penalty(state: HuntState, score: int) -> int:
+    """The points a wrong answer costs a team with `score`: the hunt's penalty, taking the
+    score down to zero and no further unless the hunt allows negative scores.
+
+    Hints are not capped so: a hint free at a score of zero would be revealed before solving.
+    """
+    options = state.definition.options
+    penalty = options.wrong_answer_penalty
+    return penalty if options.allow_negative_scores else max(0, min(penalty, score))
 
 
 def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
@@ -216,10 +230,11 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
         wait_s = math.ceil((cooldown_until - now) / 1000)
         return _reject("cooldown", f"too many wrong answers on clue {clue.id!r}: try again in {wait_s} s")
     if normalize_answer(command.answer) in clue.normalized_answers:
-        return _solved(state, command, player, clue, {"via": "answer"})
+        return _solved(state, command, player, clue, {"via": "answer"}, now)
     attempts = wrong + 1
+    penalty = _wrong_answer_penalty(state, player.group.score)
     data = {**_who(command.player_id, player), "clue_id": clue.id, "answer": command.answer,
-            "attempts": attempts, "penalty": 0}
+            "attempts": attempts, "penalty": penalty}
     cooldown_s = state.definition.wrong_answer_cooldown_s
     if cooldown_s and attempts % WRONG_ANSWERS_BEFORE_COOLDOWN == 0:
         data["cooldown_until"] = now + cooldown_s * 1000
@@ -234,11 +249,45 @@ def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
     place = clue.location
     if place is None:
         return _reject("invalid_command", f"clue {clue.id!r} is solved by an answer, not by check_in")
+    rules, options = state.rules, state.definition.options
+    accuracy = command.accuracy_m if rules.fix_accuracy else None
+    if accuracy is not None and options.max_accuracy_m is not None and accuracy > options.max_accuracy_m:
+        return _reject("inaccurate_fix", f"your position is only accurate to {accuracy:g} m; this hunt needs "
+                                         f"{options.max_accuracy_m:g} m or better: wait for a better fix")
     distance = distance_m(command.lat, command.lon, place.lat, place.lon)
-    if distance > place.radius_m:
-        return _reject("too_far", _too_far_message(state.definition.distance_hint, clue.id,
-                                                   distance, place.radius_m))
-    return _solved(state, command, player, clue, {"via": "check_in", "distance_m": round(distance, 1)})
+    if distance + (accuracy or 0) > place.radius_m:
+        message = _too_far_message(state.definition.distance_hint, clue.id, distance, place.radius_m)
+        if accuracy:
+            message += (f"; your fix is accurate to {accuracy:g} m, so its whole circle must be inside:"
+                        " move closer or wait for a better fix")
+        return _reject("too_far", message)
+    extra: dict[str, Any] = {"via": "check_in", "distance_m": round(distance, 1)}
+    flag: list[NewEvent] = []
+    if rules.records_fix:
+        extra.update(lat=command.lat, lon=command.lon)
+        if accuracy is not None:
+            extra["accuracy_m"] = accuracy
+        if options.max_speed_kmh is not None and player.fix_ts is not None:
+            flag = _implausible(command, player, options.max_speed_kmh, clue.id, now)
+    return flag + _solved(state, command, player, clue, extra, now)
+
+
+def _implausible(command: CheckIn, player: PlayerState, max_speed_kmh: float, clue_id: str,
+                 now: int) -> list[NewEvent]:
+    """An ``implausible_move`` event if reaching this fix from the player's last one was too fast."""
+    assert player.fix_lat is not None and player.fix_lon is not None and player.fix_ts is not None
+    moved = distance_m(player.fix_lat, player.fix_lon, command.lat, command.lon)
+    seconds = (now - player.fix_ts) / 1000
+    if seconds > 0:
+        speed: float | None = moved / seconds * 3.6
+    else:
+        speed = None if moved > 0 else 0.0  # None: infinite (somewhere else in no time)
+    if speed is not None and speed <= max_speed_kmh:
+        return []
+    return [NewEvent(type="implausible_move", data={
+        **_who(command.player_id, player), "clue_id": clue_id, "distance_m": round(moved, 1),
+        "seconds": seconds, "speed_kmh": None if speed is None else round(speed, 1),
+        "max_speed_kmh": max_speed_kmh})]
 
 
 #: Upper bounds (metres) of the "warmer/colder" bands a hunt with ``distance_hint = "bands"``
@@ -328,9 +377,12 @@ def evolve(state: HuntState | None, event: StoredEvent) -> HuntState:
                           rules_for(event.data["rules_version"]))
     else:
         assert state is not None, f"event {event.seq} ({event.type}) before hunt_created"
+        state.version = event.version  # (first: an applier may note where its event is)
+        state.seq = event.seq
         _APPLIERS[event.type](state, event.data, event.ts)
         if state.touched is not None:
             note_touched(state, event.data)
+        return state
     state.version = event.version
     state.seq = event.seq
     return state
@@ -412,6 +464,10 @@ def _on_solved(state: HuntState, data: dict[str, Any], ts: int) -> None:
     _, hints, wrong, cooldown_until = group.clue(clue_id)
     group.set_clue(clue_id, (ts, hints, wrong, cooldown_until))
     group.solved += 1
+    state.solves[clue_id] = state.solves.get(clue_id, 0) + 1
+    if "lat" in data:  # the fix of a check-in (rules 2 on)
+        player = state.players[data["player_id"]]
+        player.fix_lat, player.fix_lon, player.fix_ts = data["lat"], data["lon"], ts
     _score(state, group, data["points"], ts)
 
 
@@ -426,6 +482,10 @@ def _on_treasure(state: HuntState, data: dict[str, Any], ts: int) -> None:
     group = _group_of(state, data)
     group.treasure_ts = ts
     _score(state, group, data["time_bonus"], ts)
+
+
+def _on_flagged(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.flags.append({"seq": state.seq, "ts": ts, **data})
 
 
 def _on_adjusted(state: HuntState, data: dict[str, Any], ts: int) -> None:
@@ -444,4 +504,5 @@ _APPLIERS: dict[str, Callable[[HuntState, dict[str, Any], int], None]] = {
     "hint_revealed": _on_hint,
     "treasure_found": _on_treasure,
     "score_adjusted": _on_adjusted,
+    "implausible_move": _on_flagged,
 }

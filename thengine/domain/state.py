@@ -22,8 +22,8 @@ from .definition import HuntDefinition, parse_definition
 from .versions import RULES, Rules, rules_for
 
 #: Bump when the snapshot layout changes; older snapshots are then ignored (full replay).
-#: 2: adds ``rules_version``.
-SNAPSHOT_FORMAT = 2
+#: 2: adds ``rules_version``. 3: adds ``flags`` and each player's last fix.
+SNAPSHOT_FORMAT = 3
 
 GroupKey = tuple[str, str]  # (kind, id): ("player", "p1") or ("team", "red")
 
@@ -92,15 +92,19 @@ class Group:
 
 
 class PlayerState:
-    """A player's membership: which group, and whether they are in the hunt now."""
+    """A player's membership (which group, whether in the hunt now) and last recorded fix."""
 
-    __slots__ = ("group", "active", "removed", "joined_ts")
+    __slots__ = ("group", "active", "removed", "joined_ts", "fix_lat", "fix_lon", "fix_ts")
 
     def __init__(self, group: Group, joined_ts: int) -> None:
         self.group = group
         self.active = True
         self.removed = False
         self.joined_ts = joined_ts
+        # Where and when the player's last check-in that solved a clue was (rules 2 on).
+        self.fix_lat: float | None = None
+        self.fix_lon: float | None = None
+        self.fix_ts: int | None = None
 
 
 class HuntState:
@@ -121,6 +125,8 @@ class HuntState:
         self.groups: dict[GroupKey, Group] = {}
         self.active_players = 0
         self.ranking: list[tuple[int, int, str, str]] = []
+        self.solves: dict[str, int] = {}  # clue_id -> groups that solved it (the k of decay and bonuses)
+        self.flags: list[dict[str, Any]] = []  # implausible_move events, for organisers: {"seq", "ts", **data}
         # While a snapshot is built in slices: the players and groups that events changed since
         # it began, in the order first touched (dicts used as ordered sets).
         self.touched: tuple[dict[str, None], dict[GroupKey, None]] | None = None
@@ -163,7 +169,8 @@ def group_row(group: Group) -> dict[str, Any]:
 
 def player_row(player: PlayerState) -> list[Any]:
     """One player, as a value of a snapshot's ``players``."""
-    return [player.group.kind, player.group.id, player.active, player.removed, player.joined_ts]
+    fix = None if player.fix_ts is None else [player.fix_lat, player.fix_lon, player.fix_ts]
+    return [player.group.kind, player.group.id, player.active, player.removed, player.joined_ts, fix]
 
 
 def snapshot_data(state: HuntState, groups: Any, players: Any) -> dict[str, Any]:
@@ -179,6 +186,7 @@ def snapshot_data(state: HuntState, groups: Any, players: Any) -> dict[str, Any]
         "started_ts": state.started_ts,
         "ended_ts": state.ended_ts,
         "ends_at": state.ends_at,
+        "flags": list(state.flags),
         "groups": groups,
         "players": players,
     }
@@ -228,19 +236,24 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
         group.treasure_ts = g["treasure_ts"]
         progress = group.progress
         solved = 0
+        solves = state.solves
         for clue_id, (solved_ts, hints, wrong, cooldown_until) in g["progress"].items():
             progress[clue_id] = pack_progress(solved_ts, hints, wrong, cooldown_until)
             if solved_ts is not None:
                 solved += 1
+                solves[clue_id] = solves.get(clue_id, 0) + 1
         group.solved = solved
         groups[(group.kind, group.id)] = group
         if group.members:
             group.rank_key = (-group.score, group.reached_ts, group.id, group.kind)
             ranking.append(group.rank_key)
     ranking.sort()  # once, rather than an insort per group
-    for player_id, (kind, group_id, active, removed, joined_ts) in data["players"].items():
+    for player_id, (kind, group_id, active, removed, joined_ts, fix) in data["players"].items():
         player = PlayerState(state.groups[(kind, group_id)], joined_ts)
         player.active, player.removed = active, removed
+        if fix is not None:
+            player.fix_lat, player.fix_lon, player.fix_ts = fix
         state.players[player_id] = player
         state.active_players += active
+    state.flags = list(data["flags"])
     return state

@@ -19,15 +19,28 @@ import attrs
 
 @attrs.frozen
 class Rules:
-    """What one rules version does, where versions differ (none yet: version 1 is the
-    only one). A rule change adds a field here, named for what it does, with the old
-    behaviour in every existing version and the new one in the new version."""
+    """What one rules version does, where versions differ. A rule change adds a field
+    here, named for what it does, with the old behaviour in every existing version and
+    the new one in the new version.
+
+    The hunt options (``first_solver_bonus``, ``decay``, ``wrong_answer_penalty`` and
+    ``allow_negative_scores``, ``time_bonus``, ``max_accuracy_m``, ``max_speed_kmh``) need
+    no switch: they came with version 2, so no version-1 hunt has them.
+    """
 
     version: int
+    #: A check-in's ``accuracy_m`` counts: the whole accuracy circle must be inside the
+    #: geofence, and ``max_accuracy_m`` applies. Version 1: every fix is taken as exact.
+    fix_accuracy: bool = False
+    #: A check-in that solves a clue records its fix (``lat``, ``lon``, ``accuracy_m``) in
+    #: ``clue_solved``: the player's previous fix for ``max_speed_kmh``. Version 1: no fix
+    #: is recorded.
+    records_fix: bool = False
 
 
 RULES: dict[int, Rules] = {
     1: Rules(1),
+    2: Rules(2, fix_accuracy=True, records_fix=True),
 }
 
 #: The rules version new hunts are created under.

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from .commands import Rejection
 from .definition import format_ts
 from .events import StoredEvent
+from .options import PRIVATE_OPTIONS
 from .rules import clue_available_ts, is_open
 from .state import Group, HuntState
 
@@ -94,9 +95,16 @@ def hunt(state: HuntState, view: str) -> dict[str, Any]:
         "clue_list": [{"id": c.id, "points": c.points, "by": "check_in" if c.location else "answer",
                        "hints": len(c.hints)} for c in definition.clues],
     })
+    options = definition.options.to_json()
+    out["options"] = options if view == ADMIN else {k: v for k, v in options.items() if k not in PRIVATE_OPTIONS}
     if view == ADMIN:
         out["definition"] = definition.to_json()
     return out
+
+
+def flags(state: HuntState) -> dict[str, Any]:
+    """The hunt's ``implausible_move`` flags, oldest first (admins only)."""
+    return {"hunt_id": state.hunt_id, "flags": list(state.flags)}
 
 
 def hunts(states: Iterable[HuntState]) -> dict[str, Any]:
@@ -109,6 +117,7 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
     if member is None:
         return Rejection(code="not_joined", message=f"player {player_id!r} is not in hunt {state.hunt_id!r}")
     group = member.group
+    options = state.definition.options
     clues = []
     for position, clue in enumerate(state.definition.clues):
         if not is_open(state, group, position):
@@ -120,6 +129,7 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
             "points": clue.points,
             "by": "check_in" if clue.location else "answer",
             "solved": solved_ts is not None,
+            "worth": None if solved_ts is not None else options.award(clue.points, state.solves.get(clue.id, 0)),
             "hints": [{"text": h.text, "penalty": h.penalty} for h in clue.hints[:revealed]],
             "hints_left": len(clue.hints) - revealed,
             "wrong_answers": wrong,
@@ -150,7 +160,7 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
 
 def redact_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """A hunt definition as a player may see it: no prompts, answers, places or hint texts."""
-    out = {k: v for k, v in definition.items() if k != "clues"}
+    out = {k: v for k, v in definition.items() if k != "clues" and k not in PRIVATE_OPTIONS}
     out["clues"] = [
         {"id": c["id"], "points": c["points"], "by": "check_in" if "location" in c else "answer",
          "hints": [{"penalty": h["penalty"], "unlock_after_s": h.get("unlock_after_s", 0)}
@@ -160,19 +170,38 @@ def redact_definition(definition: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Events players never see, in any view or result: only organisers act on flags.
+ADMIN_ONLY_EVENTS = frozenset({"implausible_move"})
+
+
+def visible(event: StoredEvent, view: str) -> bool:
+    """Whether a reader in `view` sees `event` at all."""
+    return view == ADMIN or event.type not in ADMIN_ONLY_EVENTS
+
+
 def event_data(event: StoredEvent, view: str, *, own: bool = False) -> dict[str, Any]:
-    """An event's data in `view`. `own`: the reader made it (sees their hint text and answer)."""
+    """An event's data in `view`. `own`: the reader made it (sees their hint text, answer, fix)."""
     if view == ADMIN:
         return event.data
     if event.type == "hunt_created":
-        return {"definition": redact_definition(event.data["definition"])}
+        return {**event.data, "definition": redact_definition(event.data["definition"])}
     if not own and event.type in _PRIVATE_FIELDS:
         hidden = _PRIVATE_FIELDS[event.type]
-        return {k: v for k, v in event.data.items() if k != hidden}
+        return {k: v for k, v in event.data.items() if k not in hidden}
     return event.data
 
 
-_PRIVATE_FIELDS = {"hint_revealed": "text", "answer_wrong": "answer"}
+def private_to(event: StoredEvent) -> str | None:
+    """The player who alone (with admins) sees all of `event`, if it has private fields."""
+    hidden = _PRIVATE_FIELDS.get(event.type)
+    if hidden is None or not any(field in event.data for field in hidden):
+        return None
+    return event.data.get("player_id")
+
+
+#: Fields of an event that only the player it is about (and admins) see.
+_PRIVATE_FIELDS = {"hint_revealed": ("text",), "answer_wrong": ("answer",),
+                   "clue_solved": ("lat", "lon", "accuracy_m")}
 
 
 def event(event: StoredEvent, view: str, *, own: bool = False) -> dict[str, Any]:

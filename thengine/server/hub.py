@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 #: The view key of a player's own private events (hint texts, their wrong answers).
 OWN = "own"
-_PRIVATE_EVENTS = frozenset({"hint_revealed", "answer_wrong"})
 ENCODE_CACHE = 4096
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 256 * 1024
@@ -39,7 +38,8 @@ _BODIES = 32  # shared batch bodies kept per feed (readers at different places)
 
 
 def encode(event: StoredEvent, key: str) -> bytes:
-    """`event` as JSON for the view `key` (admin, player, or a player's own)."""
+    """`event` as JSON for the view `key` (admin, player, or a player's own); empty for an
+    event that view never shows (`views.visible`), which every frame leaves out."""
     if key == OWN:
         return protocol.event_json(event, views.PLAYER, own=True).encode()
     return protocol.event_json(event, key).encode()
@@ -47,7 +47,7 @@ def encode(event: StoredEvent, key: str) -> bytes:
 
 def owner(event: StoredEvent) -> str | None:
     """The player whose private event this is (they alone see all of it), or None."""
-    return event.data.get("player_id") if event.type in _PRIVATE_EVENTS else None
+    return views.private_to(event)
 
 
 class ViewFeed:
@@ -113,7 +113,7 @@ class ViewFeed:
             while j < stop and size < MAX_BATCH_BYTES:
                 size += len(items[j])
                 j += 1
-            hit = self._bodies[key] = (j + base, b",".join(items[i:j]))
+            hit = self._bodies[key] = (j + base, b",".join([item for item in items[i:j] if item]))
             if len(self._bodies) > _BODIES:
                 self._bodies.popitem(last=False)
         return hit
@@ -126,7 +126,7 @@ class ViewFeed:
             start, end = cursor.take(cursor.limit)
             if end > start:
                 prefix = handle.prefix
-                frames.extend([prefix + data + b"}" for data in self._parts(start, end, player)])
+                frames.extend([prefix + data + b"}" for data in self._parts(start, end, player) if data])
                 self.pushed.inc(end - start)
             return
         while cursor.pos is not None and cursor.pos < self.feed.head:
@@ -136,7 +136,7 @@ class ViewFeed:
             if end <= start:
                 return
             if player is not None and self._mine(player, after, cursor.last_seq):
-                body = b",".join(self._parts(start, end, player))
+                body = b",".join([part for part in self._parts(start, end, player) if part])
             frames.append(handle.prefix + body + b"]}")
             self.pushed.inc(end - start)
 

@@ -340,7 +340,7 @@ def command_result(rid: Any, result: Result, view: str) -> str:
     if view == views.ADMIN:
         events = [event.to_json() for event in result.events]
     else:
-        events = [views.event(event, view, own=True) for event in result.events]
+        events = [views.event(event, view, own=True) for event in result.events if views.visible(event, view)]
     return _dumps({"op": "result", "id": rid, "ok": True, "events": events})
 
 
@@ -385,9 +385,14 @@ def leaderboard_frame(prefix: bytes, body: bytes, me: dict[str, Any] | None) -> 
 
 
 def event_json(event: StoredEvent, view: str, *, own: bool = False) -> str:
-    """One event as JSON text in `view`: encoded once, then spliced into many frames."""
+    """One event as JSON text in `view`: encoded once, then spliced into many frames.
+
+    An event the view does not show (`views.visible`) is the empty string: never sent.
+    """
     if view == views.ADMIN:
         return _dumps(event.to_json())
+    if not views.visible(event, view):
+        return ""
     return _dumps(views.event(event, view, own=own))
 
 

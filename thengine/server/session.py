@@ -238,6 +238,8 @@ class Session:
             refusal = query
         elif self.role != "admin" and isinstance(query, Player) and query.player_id != self.player_id:
             refusal = Rejection(code="forbidden", message=f"a player token sees only its own player {self.player_id!r}")
+        elif self.role != "admin" and getattr(type(query), "ADMIN", False):
+            refusal = Rejection(code="forbidden", message=f"the {query.TYPE} query is for admin tokens only")
         elif not self._start(request.id):
             refusal = Rejection(code="overloaded", message=(
                 f"more than {self.config.max_in_flight} requests in flight on this connection"))
@@ -302,7 +304,9 @@ class Session:
                     await outbox.wait_room()
                     if handle.closed:
                         return
-                    outbox.push_event(handle, event.seq, hub.encoded(event, handle.view_key(event)))
+                    data = hub.encoded(event, handle.view_key(event))
+                    if data:  # (empty: an event this view never shows)
+                        outbox.push_event(handle, event.seq, data)
                 if cursor.read_to(reached):
                     return  # live: the hub's feed has every later event
         except StorageError as exc:
