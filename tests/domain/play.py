@@ -114,9 +114,10 @@ class Game:
         return self.run(SubmitAnswer(hunt_id=HUNT, player_id=player, clue_id=clue_id,
                                      answer=clue_id if answer is None else answer))
 
-    def check_in(self, player: str, clue_id: str, lat: float, lon: float
+    def check_in(self, player: str, clue_id: str, lat: float, lon: float, accuracy_m: float | None = None
                  ) -> list[StoredEvent] | Rejection:
-        return self.run(CheckIn(hunt_id=HUNT, player_id=player, clue_id=clue_id, lat=lat, lon=lon))
+        return self.run(CheckIn(hunt_id=HUNT, player_id=player, clue_id=clue_id, lat=lat, lon=lon,
+                                accuracy_m=accuracy_m))
 
     def hint(self, player: str, clue_id: str) -> list[StoredEvent] | Rejection:
         return self.run(RequestHint(hunt_id=HUNT, player_id=player, clue_id=clue_id))
