@@ -21,7 +21,7 @@ from thengine.domain.commands import (
 )
 from thengine.domain.definition import format_ts, parse_definition
 from thengine.domain.events import EVENT_TYPES, NewEvent, StoredEvent
-from thengine.domain.rules import decide, evolve
+from thengine.domain.rules import decide, distance_m, evolve
 from thengine.domain.state import HuntState, from_snapshot, pack_progress, to_snapshot, unpack_progress
 from thengine.domain.timers import END, START, decide_timer, timers_for
 
@@ -74,10 +74,32 @@ def hunts(draw: Any) -> dict[str, Any]:
         definition["starts_at"] = format_ts(starts_at)
     if draw(st.booleans()):
         definition["ends_at"] = format_ts((starts_at or T0) + draw(st.integers(120_000, 1_800_000)))
+    definition.update(draw(options(min(c["points"] for c in definition["clues"]))))
     return definition
 
 
+@st.composite
+def options(draw: Any, least_points: int) -> dict[str, Any]:
+    """Any mix of the scoring and check-in options (often none)."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["first_solver_bonus"] = draw(st.lists(st.integers(0, 60), max_size=4))
+    if draw(st.booleans()):
+        out["decay"] = {"min_points": draw(st.integers(0, least_points)), "step": draw(st.integers(1, 40))}
+    if draw(st.booleans()):
+        out["wrong_answer_penalty"] = draw(st.integers(0, 30))
+        out["allow_negative_scores"] = draw(st.booleans())
+    if draw(st.booleans()):
+        out["time_bonus"] = {"points": draw(st.integers(1, 100)), "within_minutes": draw(st.integers(1, 10))}
+    if draw(st.booleans()):
+        out["max_accuracy_m"] = draw(st.sampled_from([10, 30, 50.5]))
+    if draw(st.booleans()):
+        out["max_speed_kmh"] = draw(st.sampled_from([5, 50, 300]))
+    return out
+
+
 anyone = st.sampled_from(PLAYERS)
+accuracies = st.sampled_from([None, None, 0, 5, 28, 40, 60])  # (a near check-in is about 22 m off)
 player = st.sampled_from(("p0", "p0", "p0") + PLAYERS)  # p0 plays most, so its group gets far
 clue_no = st.integers(0, 6)  # past the hunt's clues: an unknown clue
 
@@ -96,12 +118,12 @@ def ops(draw: Any) -> tuple[Any, ...]:
     """One op, a tuple that `command_for` turns into a command when it runs."""
     kind = _KIND_AT[draw(st.integers(0, 99))]
     if kind in ("solve", "wrong", "next_hint", "far"):  # on the player's next unsolved clue
-        return ("next", draw(player), kind)
+        return ("next", draw(player), kind, draw(accuracies))
     if kind == "answer":
         text = draw(st.sampled_from(["right", "messy", "wrong"]) | st.text(max_size=12))
         return ("answer", draw(player), draw(clue_no), text)
     if kind == "check_in":
-        return ("check_in", draw(player), draw(clue_no), draw(st.sampled_from(["near", "far"])))
+        return ("check_in", draw(player), draw(clue_no), draw(st.sampled_from(["near", "far"])), draw(accuracies))
     if kind == "hint":
         return ("hint", draw(player), draw(clue_no))
     if kind == "join":
@@ -120,7 +142,7 @@ short = st.integers(0, 5_000)
 delays = st.one_of(short, short, short, short, short, st.sampled_from([0, 1, 10_000, 30_000, 120_000]))
 #: Three quick wrong answers by one player, then a try: what reaches a cooldown.
 bursts = st.builds(
-    lambda who, gaps, last: [(gap, ("next", who, "wrong")) for gap in gaps] + [(gaps[-1], ("next", who, last))],
+    lambda who, gaps, last: [(gap, ("next", who, "wrong", None)) for gap in gaps] + [(gaps[-1], ("next", who, last, None))],
     player, st.lists(st.integers(0, 3_000), min_size=3, max_size=3),
     st.sampled_from(["solve", "wrong", "next_hint"]),
 )
@@ -145,15 +167,14 @@ def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
         member = None if state is None else state.players.get(op[1])
         position = 0
         if member is not None:
-            progress = member.group.progress
             position = next((n for n, c in enumerate(definition["clues"])
                              if member.group.clue(c["id"])[0] is None), 0)
         located = "location" in definition["clues"][position]
         op = {
-            "solve": ("check_in", op[1], position, "near") if located else ("answer", op[1], position, "right"),
+            "solve": ("check_in", op[1], position, "near", op[3]) if located else ("answer", op[1], position, "right"),
             "wrong": ("answer", op[1], position, "wrong"),
             "next_hint": ("hint", op[1], position),
-            "far": ("check_in", op[1], position, "far"),
+            "far": ("check_in", op[1], position, "far", op[3]),
         }[op[2]]
         kind = op[0]
     if kind == "join":
@@ -166,7 +187,7 @@ def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
         if kind == "check_in":
             spot = place(op[2])
             lat = spot["lat"] + (0.0002 if op[3] == "near" else 0.01)
-            return CheckIn(hunt_id=HUNT, player_id=op[1], clue_id=clue_id, lat=lat, lon=spot["lon"])
+            return CheckIn(hunt_id=HUNT, player_id=op[1], clue_id=clue_id, lat=lat, lon=spot["lon"], accuracy_m=op[4])
         answer = op[3]
         if answer in ("right", "messy") and known is not None and "answers" in known:
             answer = known["answers"][0] if answer == "right" else f"  {known['answers'][1].upper()} "
@@ -282,29 +303,80 @@ def check_invariants(state: HuntState, log: list[StoredEvent]) -> None:
 
 
 def check_scores(state: HuntState, log: list[StoredEvent]) -> None:
-    """Score = points of solved clues - penalties of revealed hints + adjustments."""
-    adjustments: dict[tuple[str, str], int] = {}
+    """Every point is accounted for: each award, penalty and bonus is what the options
+    say, and a score is the sum of its events."""
+    options = state.definition.options
+    solvers: dict[str, int] = {}  # clue -> solves so far, in log order
+    joined: dict[tuple[str, str], int] = {}  # group -> its first join
+    scores: dict[tuple[str, str], int] = {}
     for event in log:
-        if event.type == "score_adjusted":
-            key = group_key(event.data)
-            adjustments[key] = adjustments.get(key, 0) + event.data["delta"]
-    for key, group in state.groups.items():
-        expected = adjustments.get(key, 0)
-        for clue in state.definition.clues:
-            solved_ts, hints, _, _ = group.clue(clue.id)
-            expected += clue.points if solved_ts is not None else 0
-            expected -= sum(h.penalty for h in clue.hints[:hints])
-        assert group.score == expected, (key, group.score, expected)
-    # The same, read from the events alone.
-    from_events: dict[tuple[str, str], int] = {}
+        data = event.data
+        if event.type == "hunt_created":
+            continue
+        key = group_key(data) if "player_id" in data or "team_id" in data else None
+        if key is None:
+            continue
+        score = scores.get(key, 0)
+        if event.type == "player_joined":
+            joined.setdefault(key, event.ts)
+        elif event.type == "clue_solved":
+            k = solvers.get(data["clue_id"], 0)
+            solvers[data["clue_id"]] = k + 1
+            base = state.definition.clue(data["clue_id"]).points  # type: ignore[union-attr]
+            if options.decay is not None:
+                base = max(options.decay.min_points, base - options.decay.step * k)
+            bonus = options.first_solver_bonus[k] if k < len(options.first_solver_bonus) else 0
+            assert data["points"] == base + bonus, (data, k)
+            score += data["points"]
+        elif event.type == "answer_wrong":
+            wanted = options.wrong_answer_penalty
+            if not options.allow_negative_scores:
+                wanted = max(0, min(wanted, score))
+            assert data["penalty"] == wanted, (data, score)
+            score -= data["penalty"]
+        elif event.type == "hint_revealed":
+            assert data["charged"] == data["penalty"]
+            score -= data["charged"]
+        elif event.type == "treasure_found":
+            bonus = options.time_bonus
+            fast = bonus is not None and event.ts - joined[key] <= bonus.within_minutes * 60_000
+            assert data["time_bonus"] == (bonus.points if fast else 0)  # type: ignore[union-attr]
+            score += data["time_bonus"]
+            assert data["score"] == score
+        elif event.type == "score_adjusted":
+            score += data["delta"]
+        scores[key] = score
+    assert state.solves == {clue_id: n for clue_id, n in solvers.items()}
+    assert {k: g.score for k, g in state.groups.items()} == {k: scores.get(k, 0) for k in state.groups}
+
+
+def check_check_ins(state: HuntState, log: list[StoredEvent]) -> None:
+    """A solving check-in's whole accuracy circle was inside; a flag marks each move too fast."""
+    options = state.definition.options
+    last_fix: dict[str, tuple[float, float, int]] = {}
+    flagged_before: StoredEvent | None = None
     for event in log:
-        delta = {"clue_solved": "points", "hint_revealed": "penalty", "score_adjusted": "delta"}
-        if event.type in delta:
-            sign = -1 if event.type == "hint_revealed" else 1
-            key = group_key(event.data)
-            from_events[key] = from_events.get(key, 0) + sign * event.data[delta[event.type]]
-    assert set(from_events) <= set(state.groups)
-    assert {k: g.score for k, g in state.groups.items()} == {k: from_events.get(k, 0) for k in state.groups}
+        data = event.data
+        if event.type == "implausible_move":
+            flagged_before = event
+            continue
+        if event.type == "clue_solved" and data["via"] == "check_in":
+            accuracy = data.get("accuracy_m")
+            place = state.definition.clue(data["clue_id"]).location  # type: ignore[union-attr]
+            assert data["distance_m"] + (accuracy or 0) <= place.radius_m + 0.05
+            if accuracy is not None and options.max_accuracy_m is not None:
+                assert accuracy <= options.max_accuracy_m
+            previous = last_fix.get(data["player_id"])
+            too_fast = False
+            if previous is not None and options.max_speed_kmh is not None:
+                moved = distance_m(previous[0], previous[1], data["lat"], data["lon"])
+                seconds = (event.ts - previous[2]) / 1000
+                too_fast = (moved > 0 and seconds == 0) or (seconds > 0 and moved / seconds * 3.6 > options.max_speed_kmh)
+            flag_here = flagged_before is not None and flagged_before.version == event.version - 1
+            assert flag_here == too_fast, (event, previous)
+            last_fix[data["player_id"]] = (data["lat"], data["lon"], event.ts)
+        flagged_before = None
+    assert [f["seq"] for f in state.flags] == [e.seq for e in log if e.type == "implausible_move"]
 
 
 def check_ranking(state: HuntState) -> None:
@@ -344,6 +416,7 @@ def test_random_play_keeps_every_promise_of_the_rules(definition, script):
     assert restored.active_players == state.active_players
 
     check_scores(state, log)
+    check_check_ins(state, log)
     check_ranking(state)
     check_ranking(restored)
 
@@ -353,6 +426,9 @@ def test_random_play_keeps_every_promise_of_the_rules(definition, script):
     json.dumps(views.hunt(state, "player"))
     for event in log:
         json.dumps(views.event(event, "player"))
+        if event.type == "clue_solved":
+            assert {"lat", "lon", "accuracy_m"}.isdisjoint(views.event_data(event, "player"))
+    assert all(not views.visible(e, "player") for e in log if e.type == "implausible_move")
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -396,7 +472,7 @@ def test_a_groups_progress_is_invisible_to_the_garbage_collector():
     clue = {"id": "c0", "prompt": "?", "points": 10, "answers": ["answer 0", "x"],
             "hints": [{"text": "h", "penalty": 1, "unlock_after_s": 0}]}
     definition = {"id": HUNT, "title": "t", "order": "any", "clues": [clue]}
-    state, _, _ = play(definition, [(0, ("join", "p0", None)), (0, ("start",)), (1, ("next", "p0", "wrong")),
-                                    (1, ("next", "p0", "next_hint")), (1, ("next", "p0", "solve"))])
+    state, _, _ = play(definition, [(0, ("join", "p0", None)), (0, ("start",)), (1, ("next", "p0", "wrong", None)),
+                                    (1, ("next", "p0", "next_hint", None)), (1, ("next", "p0", "solve", None))])
     group = state.players["p0"].group
     assert group.progress and not gc.is_tracked(group.progress)
