@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from thengine.sim import demo
 from thengine.sim.demo import example_hunt
 from thengine.storage.store import Store
 
@@ -68,3 +71,28 @@ def test_ctrl_c_stops_early_and_still_prints_the_summary(tmp_path: Path) -> None
     assert "Traceback" not in err
     with Store.open(db, readonly=True) as store:
         assert list(store.read_events())[-1].type == "hunt_ended"
+
+
+async def test_spoofing_bots_are_flagged_and_replay_shows_the_flag_and_awarded_points(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    monkeypatch.setattr(demo, "SPOOFERS", 1.0)  # every bot jumps to the last place at once
+    db = tmp_path / "demo.db"
+    summary = await demo.run_demo(demo.DemoConfig(db=str(db), seconds=4, players=8, think_s=0.05, seed=7))
+    assert summary.treasures and set(summary.flagged) <= {f"bot-{n:03d}" for n in range(1, 9)}
+    with Store.open(db, readonly=True) as store:
+        flags = [e for e in store.read_events() if e.type == "implausible_move"]
+    assert [f.data["player_id"] for f in flags] == summary.flagged
+    assert all(f.data["clue_id"] == "chest" and (f.data["speed_kmh"] is None or f.data["speed_kmh"] > 60)
+               for f in flags)
+    bot = summary.flagged[0]
+    shown = invoke("replay", db, "--hunt", "old-town", "--player", bot)
+    assert shown.exit_code == 0, shown.stderr
+    assert "FLAG seq" in shown.stdout and "implausible move to chest" in shown.stdout
+    assert re.search(r"\+\d+ +\d+ +\S+ +solved fountain \(\d+(st|nd|rd|th) solver\)", shown.stdout)
+    as_json = json.loads(invoke("replay", db, "--hunt", "old-town", "--player", bot, "--json").stdout)
+    player = as_json["hunts"]["old-town"]["player"]
+    assert [f["seq"] for f in player["flags"]] == [f.seq for f in flags if f.data["player_id"] == bot]
+    solved = [item for item in player["history"] if item["type"] == "clue_solved"]
+    assert len(solved) == 6 and sum(item["points"] for item in player["history"]) == player["score"]
+    assert solved[0]["points"] == 100 + (50, 30, 10, 0, 0, 0, 0, 0)[solved[0]["solver"] - 1] - \
+        max(0, min(40, 5 * (solved[0]["solver"] - 1)))

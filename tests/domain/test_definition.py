@@ -89,12 +89,14 @@ def test_every_example_survives_a_json_round_trip(path: Path) -> None:
     assert parse_definition(json.loads(json.dumps(hunt.to_json()))) == hunt
 
 
-def test_old_town_is_a_sequential_hunt_of_answer_clues_with_hints() -> None:
+def test_old_town_is_a_sequential_hunt_with_every_scoring_option_and_check_in_rule() -> None:
     hunt = parse_hunt_toml((EXAMPLES / "old-town.toml").read_text(encoding="utf-8"))
     assert hunt.order == "sequential"
-    assert len(hunt.clues) == 4
-    assert all(clue.answers and clue.location is None for clue in hunt.clues)
+    assert [bool(clue.location) for clue in hunt.clues] == [False, False, False, False, True, True]
     assert any(clue.hints for clue in hunt.clues)
+    options = hunt.options
+    assert options.first_solver_bonus and options.decay and options.wrong_answer_penalty and options.time_bonus
+    assert options.max_accuracy_m and options.max_speed_kmh
 
 
 def test_city_sprint_mixes_check_ins_and_answers_in_any_order() -> None:

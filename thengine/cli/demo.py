@@ -113,5 +113,9 @@ def _print_summary(summary: DemoSummary) -> None:
     if summary.leaderboard:
         winner = summary.leaderboard[0]
         click.echo(f"leader: {winner['id']} with {winner['score']} points")
+    if summary.flagged:
+        shown = ", ".join(summary.flagged[:3]) + (f" and {len(summary.flagged) - 3} more" if len(summary.flagged) > 3 else "")
+        click.echo(f"flagged for an implausible move (faster than the hunt's max_speed_kmh): {shown}; see why with")
+        click.echo(f"  {summary.replay_command} --player {summary.flagged[0]}")
     click.echo(f"the log is in {os.path.abspath(summary.db)} (hunt {summary.hunt_id}); replay it with:")
     click.echo(f"  {summary.replay_command}")

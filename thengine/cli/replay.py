@@ -17,6 +17,7 @@ from ..domain.state import HuntState
 from ..errors import StorageError
 from .._version import __version__
 from ..history.golden import MAX_SHOWN, differences, expectations, parse_expectations
+from ..history.points import points_of
 from ..history.replay import ReplayResult, UnknownHunt, check, replay
 from ..storage.store import Store
 from ._group import DEFAULT_DB, BadInput, Failure, main
@@ -87,7 +88,7 @@ def replay_command(db: str, hunt_id: str | None, until_seq: int | None, until_ti
         finally:
             progress.end()
         states = [result.hunts[h] for h in sorted(result.hunts)]
-        players = _players(states, player_id, hunt_id, result)
+        players = _players(store, states, player_id, hunt_id, result)
         if save_path is not None:
             _save_expectations(save_path, result)
         if as_json:
@@ -159,15 +160,20 @@ def _unknown_hunt(store: Store, db: str, hunt_id: str | None) -> str:
     return f"no hunt {hunt_id!r} in {db} (hunts: {shown})"
 
 
-def _players(states: list[HuntState], player_id: str | None, hunt_id: str | None,
+def _players(store: Store, states: list[HuntState], player_id: str | None, hunt_id: str | None,
              result: ReplayResult) -> dict[str, dict[str, Any] | None]:
-    """Each hunt's view of `player_id` (None where they are not in it); {} without --player."""
+    """Each hunt's view of `player_id` (None where they are not in it), with where their
+    points came from and their flags (`points_of`); {} without --player."""
     if player_id is None:
         return {}
     views_by_hunt: dict[str, dict[str, Any] | None] = {}
     for state in states:
         answer = views.player(state, player_id)
-        views_by_hunt[state.hunt_id] = None if isinstance(answer, Rejection) else answer
+        if isinstance(answer, Rejection):
+            views_by_hunt[state.hunt_id] = None
+            continue
+        events = store.read_hunt_events(state.hunt_id, until_seq=state.seq)
+        views_by_hunt[state.hunt_id] = {**answer, **points_of(state, player_id, events)}
     if not any(views_by_hunt.values()):
         where = f"hunt {hunt_id!r}" if hunt_id is not None else "any hunt"
         raise BadInput(f"player {player_id!r} is not in {where} as of seq {result.seq}")
@@ -305,6 +311,35 @@ def _print_player(state: HuntState, player: dict[str, Any]) -> None:
         if clue["cooldown_until"] is not None and not clue["solved"]:
             line += f"  cooldown until {format_ts(clue['cooldown_until'])}"
         click.echo(line)
+    _print_points(player)
+
+
+_WHY = {"clue_solved": "solved", "treasure_found": "time bonus", "answer_wrong": "wrong answer",
+        "hint_revealed": "hint", "score_adjusted": "adjusted"}
+
+
+def _print_points(player: dict[str, Any]) -> None:
+    """The score's history (what changed it, with the awarded points) and the player's flags."""
+    if player["history"]:
+        click.echo(f"    {'points':>6}  {'seq':>8}  {'time':<24}  why")
+        for item in player["history"]:
+            why = _WHY[item["type"]]
+            if "clue_id" in item:
+                why += f" {item['clue_id']}"
+            if "solver" in item:
+                why += f" ({_ordinal(item['solver'])} solver)"
+            if "reason" in item:
+                why += f": {item['reason']}"
+            click.echo(f"    {item['points']:>+6}  {item['seq']:>8}  {format_ts(item['ts']):<24}  {why}")
+    for flag in player["flags"]:
+        speed = "infinite speed" if flag["speed_kmh"] is None else f"{flag['speed_kmh']:g} km/h"
+        click.echo(f"    FLAG seq {flag['seq']} at {format_ts(flag['ts'])}: implausible move to {flag['clue_id']}, "
+                   f"{flag['distance_m']:g} m in {flag['seconds']:g} s ({speed}; limit {flag['max_speed_kmh']:g})")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 # -- progress on stderr ----------------------------------------------------------------

@@ -23,8 +23,11 @@ import attrs
 import trio
 
 from .bench import percentiles
-from ..domain.commands import CreateHunt, EndHunt, Hunts, JoinHunt, Leaderboard, RequestHint, StartHunt, SubmitAnswer
-from ..domain.definition import HuntDefinition, parse_hunt_toml
+from ..domain.commands import (
+    CheckIn, CreateHunt, EndHunt, Flags, Hunts, JoinHunt, Leaderboard, RequestHint, StartHunt, SubmitAnswer,
+)
+from ..domain.definition import Clue, HuntDefinition, parse_hunt_toml
+from ..domain.rules import distance_m
 from ..domain.result import Result
 from ..runtime.engine import Engine, open_engine
 
@@ -33,6 +36,13 @@ EXAMPLE_HUNT = "old-town.toml"
 TICK_S = 0.5
 #: Bots arrive over this share of the run.
 ARRIVAL_SHARE = 0.2
+#: How fast an honest bot walks between check-in places (the demo's time is short), m/s.
+WALK_M_S = 8.0
+#: The share of bots that fake their position: they check in at the next place at once,
+#: faster than the hunt's ``max_speed_kmh``, and are flagged for the organisers.
+SPOOFERS = 0.03
+#: The share of fixes an honest bot's phone reports with poor accuracy (``inaccurate_fix``).
+POOR_FIXES = 0.1
 _WRONG_ANSWERS = ("statue", "church", "river", "clock", "market", "the well", "tower", "gate", "6", "eight",
                   "dragon", "museum")
 
@@ -93,6 +103,8 @@ class DemoSummary:
     p99_ms: float
     interrupted: bool
     leaderboard: list[dict[str, Any]]
+    #: The players flagged for an implausible move (spoofers), in order of their first flag.
+    flagged: list[str] = attrs.field(factory=list)
 
     @property
     def commands_per_s(self) -> float:
@@ -156,20 +168,17 @@ async def _bot(engine: Engine, hunt: HuntDefinition, player_id: str, rng: random
         return
     play.players += 1
     skill = rng.uniform(0.25, 0.75)  # the chance to know an answer
+    spoofer = rng.random() < SPOOFERS
     clue_index = 0
+    walk_s = 0.0  # to the next place, after a check-in
     while clue_index < len(hunt.clues):
         clue = hunt.clues[clue_index]
-        await trio.sleep(think())
-        roll = rng.random()
-        if roll < skill:
-            answer = rng.choice(clue.answers)
-            command: Any = SubmitAnswer(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id,
-                                        answer=rng.choice((answer, answer.upper(), f"  {answer.title()} ")))
-        elif roll < skill + 0.12:
-            command = RequestHint(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id)
+        if clue.location is not None:
+            await trio.sleep(0.01 if spoofer and walk_s else walk_s + think())
+            command: Any = _check_in(hunt, player_id, clue, rng)
         else:
-            command = SubmitAnswer(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id,
-                                   answer=rng.choice(_WRONG_ANSWERS))
+            await trio.sleep(think())
+            command = _guess(hunt, player_id, clue, rng, skill)
         result = await play.submit(engine, command)
         if result.ok:
             kinds = {event.type for event in result.events}
@@ -177,6 +186,7 @@ async def _bot(engine: Engine, hunt: HuntDefinition, player_id: str, rng: random
                 skill = min(0.95, skill + 0.25)  # a hint helps
             if "clue_solved" in kinds:
                 clue_index += 1
+                walk_s = _walk_s(clue, hunt.clues[clue_index] if clue_index < len(hunt.clues) else None)
             if "treasure_found" in kinds:
                 play.treasures += 1
         elif result.error is not None and result.error.code == "already_solved":
@@ -185,6 +195,39 @@ async def _bot(engine: Engine, hunt: HuntDefinition, player_id: str, rng: random
             await trio.sleep(think() * 3)
         elif result.error is not None and result.error.code in ("hunt_not_running", "not_joined"):
             return
+
+
+def _guess(hunt: HuntDefinition, player_id: str, clue: Clue, rng: random.Random, skill: float) -> Any:
+    """An answer (right with chance `skill`, in some spelling), a hint request, or a wrong guess."""
+    roll = rng.random()
+    if roll < skill:
+        answer = rng.choice(clue.answers)
+        return SubmitAnswer(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id,
+                            answer=rng.choice((answer, answer.upper(), f"  {answer.title()} ")))
+    if roll < skill + 0.12:
+        return RequestHint(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id)
+    return SubmitAnswer(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id, answer=rng.choice(_WRONG_ANSWERS))
+
+
+def _check_in(hunt: HuntDefinition, player_id: str, clue: Clue, rng: random.Random) -> CheckIn:
+    """A check-in a few metres from the place, with a phone's accuracy (now and then a poor one)."""
+    place = clue.location
+    assert place is not None
+    accuracy = rng.uniform(20, 60) if rng.random() < POOR_FIXES else rng.uniform(3, 12)
+    off_m = rng.uniform(0, max(0.0, place.radius_m - 15))
+    bearing = rng.uniform(0, 2 * math.pi)
+    lat = place.lat + off_m * math.cos(bearing) / 111_195
+    lon = place.lon + off_m * math.sin(bearing) / (111_195 * max(0.01, math.cos(math.radians(place.lat))))
+    return CheckIn(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id, lat=lat, lon=lon,
+                   accuracy_m=round(accuracy, 1))
+
+
+def _walk_s(here: Clue, there: Clue | None) -> float:
+    """How long an honest bot walks from the place of `here` to that of `there` (0 if either has none)."""
+    if here.location is None or there is None or there.location is None:
+        return 0.0
+    a, b = here.location, there.location
+    return distance_m(a.lat, a.lon, b.lat, b.lon) / WALK_M_S
 
 
 async def _cancel_on_sigint(scope: trio.CancelScope, interrupted: trio.Event, *,
@@ -251,7 +294,9 @@ async def run_demo(config: DemoConfig, *, on_tick: Callable[[DemoStatus], None] 
         elapsed = trio.current_time() - started
         await _checked(engine, EndHunt(hunt_id=hunt.id))
         final = await status()
+        flags = await engine.query(Flags(hunt_id=hunt.id))
+        flagged = list(dict.fromkeys(flag["player_id"] for flag in flags["flags"])) if isinstance(flags, dict) else []
     return DemoSummary(db=config.db, hunt_id=hunt.id, seconds=elapsed, players=play.players,
                        commands=play.commands, events=final.events, treasures=play.treasures,
                        p99_ms=percentiles(play.latencies)["p99"],
-                       interrupted=interrupted.is_set(), leaderboard=final.leaderboard)
+                       interrupted=interrupted.is_set(), leaderboard=final.leaderboard, flagged=flagged)
