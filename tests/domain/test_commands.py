@@ -8,7 +8,8 @@ import json
 import pytest
 
 from thengine.domain.commands import (
-    COMMAND_TYPES, QUERY_TYPES, AdjustScore, CheckIn, CreateHunt, EndHunt, ExtendHunt, Flags, Hunt,
+    COMMAND_TYPES, QUERY_TYPES, AdjustScore, AppealEntry, CheckIn, CreateHunt, EndHunt, Entries, ExtendHunt,
+    Flags, Hunt, JudgeEntry, SubmitEntry,
     Hunts, JoinHunt, Leaderboard, LeaveHunt, Player, Rejection, RemovePlayer, RequestHint,
     StartHunt, SubmitAnswer, parse_command, parse_query, to_json,
 )
@@ -35,6 +36,13 @@ COMMANDS = [
     CheckIn(hunt_id="h", player_id="p1", clue_id="bell", lat=48.2001, lon=-16.5),
     CheckIn(hunt_id="h", player_id="p1", clue_id="bell", lat=-90.0, lon=180.0),
     CheckIn(hunt_id="h", player_id="p1", clue_id="bell", lat=1.5, lon=2.5, accuracy_m=12.5),
+    SubmitEntry(hunt_id="h", player_id="p1", clue_id="photo", text="us at the gate"),
+    SubmitEntry(hunt_id="h", player_id="p1", clue_id="photo",
+                media={"url": "https://img.example/1.jpg", "sha256": "0" * 64, "content_type": "image/jpeg",
+                       "bytes": 123456}),
+    JudgeEntry(hunt_id="h", entry_id="e1", verdict="accept"),
+    JudgeEntry(hunt_id="h", entry_id="e1", verdict="reject", reason="not the right gate"),
+    AppealEntry(hunt_id="h", player_id="p1", entry_id="e1", message="it is, look at the sign"),
     RequestHint(hunt_id="h", player_id="p1", clue_id="a"),
     ExtendHunt(hunt_id="h", ends_at=T0 + 1),
     RemovePlayer(hunt_id="h", player_id="p1", reason="cheating"),
@@ -48,6 +56,8 @@ QUERIES = [
     Hunt(hunt_id="h"),
     Hunts(),
     Flags(hunt_id="h"),
+    Entries(hunt_id="h"),
+    Entries(hunt_id="h", status="pending"),
 ]
 
 

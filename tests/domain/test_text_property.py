@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from thengine.domain import views
 from thengine.domain.commands import (
-    COMMAND_TYPES, QUERY_TYPES, CreateHunt, Flags, Hunt, Hunts, Leaderboard, Player, Rejection,
+    COMMAND_TYPES, QUERY_TYPES, CreateHunt, Entries, Flags, Hunt, Hunts, Leaderboard, Player, Rejection,
     parse_command, parse_query, to_json,
 )
 from thengine.domain.definition import Clue, Hint, HuntDefinition, parse_definition, parse_hunt_toml
@@ -79,19 +79,22 @@ def definition() -> dict[str, Any]:
              "hints": [{"text": "agree", "penalty": 1}]},
             {"id": "c2", "prompt": "Go there", "location": {"lat": 10.0, "lon": 20.0, "radius_m": 50.0},
              "points": 20},
+            {"id": "c3", "prompt": "Take a photo", "by": "judged", "points": 30},
         ],
     }
 
 
 @lru_cache(maxsize=1)
 def running_state() -> HuntState:
-    """A running hunt with player p1 (and p2 in team t) joined."""
+    """A running hunt with player p1 (and p2 in team t) joined, and p2's entry e1 pending."""
     state: HuntState | None = None
     seq = 0
     for command in (parse_command({"type": "create_hunt", "definition": definition()}),
                     parse_command({"type": "start_hunt", "hunt_id": "h"}),
                     parse_command({"type": "join_hunt", "hunt_id": "h", "player_id": "p1"}),
-                    parse_command({"type": "join_hunt", "hunt_id": "h", "player_id": "p2", "team_id": "t"})):
+                    parse_command({"type": "join_hunt", "hunt_id": "h", "player_id": "p2", "team_id": "t"}),
+                    parse_command({"type": "submit_entry", "hunt_id": "h", "player_id": "p2", "clue_id": "c3",
+                                   "text": "an entry to judge"})):
         assert not isinstance(command, Rejection)
         decision = decide(state, command, now=T0)
         assert not isinstance(decision, Rejection), decision
@@ -119,6 +122,12 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "hunt": {"hunt_id": "h"},
     "hunts": {},
     "flags": {"hunt_id": "h"},
+    "submit_entry": {"hunt_id": "h", "player_id": "p1", "clue_id": "c3", "text": "our photo",
+                     "media": {"url": "https://x.example/p.jpg", "sha256": "ab" * 32, "content_type": "image/jpeg",
+                               "bytes": 1000}},
+    "judge_entry": {"hunt_id": "h", "entry_id": "e1", "verdict": "reject", "reason": "blurry"},
+    "appeal_entry": {"hunt_id": "h", "player_id": "p1", "entry_id": "e1", "message": "look again"},
+    "entries": {"hunt_id": "h", "status": "pending"},
 }
 assert set(TEMPLATES) == {*COMMAND_TYPES, *QUERY_TYPES} - {"create_hunt"}
 
@@ -224,6 +233,8 @@ def answer_and_encode(query: Any) -> None:
             answer = answer.to_json()
     elif isinstance(query, Flags):
         answer = views.flags(state)
+    elif isinstance(query, Entries):
+        answer = views.entries(state, query.status)
     else:
         assert isinstance(query, Hunt)
         answer = views.hunt(state, views.PLAYER)

@@ -9,6 +9,7 @@ Each command and query is a frozen attrs class whose ``TYPE`` is its JSON ``type
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, ClassVar, Union
 
 import attrs
@@ -36,6 +37,10 @@ REJECTION_CODES = (
     "hint_locked",
     "too_far",
     "inaccurate_fix",
+    "entry_pending",
+    "no_more_submissions",
+    "unknown_entry",
+    "not_appealable",
     "overloaded",
     "rate_limited",
     "forbidden",
@@ -44,6 +49,12 @@ REJECTION_CODES = (
 MAX_REASON_LEN = 1000
 MAX_LEADERBOARD_LIMIT = 1000
 MAX_ACCURACY_M = 100_000
+MAX_ENTRY_TEXT_LEN = 2000
+MAX_URL_LEN = 2048
+ENTRY_STATUSES = ("pending", "accepted", "rejected")
+VERDICTS = ("accept", "reject")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}", re.ASCII)
 
 
 @attrs.frozen(kw_only=True)
@@ -72,6 +83,10 @@ def _id(optional: bool = False) -> Any:
 
 def _kind(kind: str, **kwargs: Any) -> Any:
     return attrs.field(metadata={"kind": kind}, validator=_validate, **kwargs)
+
+
+def _optional_kind(kind: str) -> Any:
+    return attrs.field(default=None, metadata={"kind": kind}, validator=_validate_optional)
 
 
 def _validate(instance: Any, attribute: Any, value: Any) -> None:
@@ -162,8 +177,7 @@ class CheckIn:
     lat: float = _kind("lat")
     lon: float = _kind("lon")
     #: The fix's accuracy radius in metres (a phone's reported accuracy); None: exact.
-    accuracy_m: float | None = attrs.field(default=None, metadata={"kind": "accuracy"},
-                                           validator=_validate_optional)
+    accuracy_m: float | None = _optional_kind("accuracy")
 
 
 @attrs.frozen(kw_only=True)
@@ -205,14 +219,55 @@ class AdjustScore:
     reason: str = _kind("reason")
 
 
+@attrs.frozen(kw_only=True)
+class SubmitEntry:
+    """An entry for a judged clue: a text, a reference to a photo or video, or both.
+
+    ``media`` is ``{"url", "sha256", "content_type", "bytes"}``, a reference only: the
+    engine never stores or fetches the file.
+    """
+
+    TYPE: ClassVar[str] = "submit_entry"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+    clue_id: str = _id()
+    text: str | None = _optional_kind("entry_text")
+    media: dict[str, Any] | None = _optional_kind("media")
+
+
+@attrs.frozen(kw_only=True)
+class JudgeEntry:
+    """A judge's verdict on a pending entry: ``accept`` (the clue is solved) or ``reject``."""
+
+    TYPE: ClassVar[str] = "judge_entry"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+    entry_id: str = _id()
+    verdict: str = _kind("verdict")
+    reason: str | None = _optional_kind("reason")
+
+
+@attrs.frozen(kw_only=True)
+class AppealEntry:
+    """Put a rejected entry back in the judges' queue, once."""
+
+    TYPE: ClassVar[str] = "appeal_entry"
+    ADMIN: ClassVar[bool] = False
+    hunt_id: str = _id()
+    player_id: str = _id()
+    entry_id: str = _id()
+    message: str = _kind("reason")
+
+
 Command = Union[
     CreateHunt, StartHunt, EndHunt, JoinHunt, LeaveHunt, SubmitAnswer, CheckIn,
-    RequestHint, ExtendHunt, RemovePlayer, AdjustScore,
+    RequestHint, ExtendHunt, RemovePlayer, AdjustScore, SubmitEntry, JudgeEntry, AppealEntry,
 ]
 COMMAND_TYPES: dict[str, type] = {
     cls.TYPE: cls
     for cls in (CreateHunt, StartHunt, EndHunt, JoinHunt, LeaveHunt, SubmitAnswer, CheckIn,
-                RequestHint, ExtendHunt, RemovePlayer, AdjustScore)
+                RequestHint, ExtendHunt, RemovePlayer, AdjustScore, SubmitEntry, JudgeEntry, AppealEntry)
 }
 
 
@@ -221,6 +276,7 @@ class Leaderboard:
     """The best ``limit`` entries of a hunt's ranking."""
 
     TYPE: ClassVar[str] = "leaderboard"
+    ADMIN: ClassVar[bool] = False
     hunt_id: str = _id()
     limit: int = _kind("limit", default=10)
     offset: int = _kind("offset", default=0)
@@ -232,6 +288,7 @@ class Player:
     """One player's progress, score, rank and the clues open to them."""
 
     TYPE: ClassVar[str] = "player"
+    ADMIN: ClassVar[bool] = False
     hunt_id: str = _id()
     player_id: str = _id()
 
@@ -241,6 +298,7 @@ class Hunt:
     """A hunt's status, times, counts and clue list."""
 
     TYPE: ClassVar[str] = "hunt"
+    ADMIN: ClassVar[bool] = False
     hunt_id: str = _id()
 
 
@@ -249,6 +307,7 @@ class Hunts:
     """Every hunt with its status and player count."""
 
     TYPE: ClassVar[str] = "hunts"
+    ADMIN: ClassVar[bool] = False
 
 
 @attrs.frozen(kw_only=True)
@@ -260,8 +319,18 @@ class Flags:
     hunt_id: str = _id()
 
 
-Query = Union[Leaderboard, Player, Hunt, Hunts, Flags]
-QUERY_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Leaderboard, Player, Hunt, Hunts, Flags)}
+@attrs.frozen(kw_only=True)
+class Entries:
+    """The judges' queue: a hunt's entries (of one status, or all), oldest first; admins only."""
+
+    TYPE: ClassVar[str] = "entries"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+    status: str | None = _optional_kind("entry_status")
+
+
+Query = Union[Leaderboard, Player, Hunt, Hunts, Flags, Entries]
+QUERY_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Leaderboard, Player, Hunt, Hunts, Flags, Entries)}
 
 
 class _Bad(ValueError):
@@ -307,6 +376,35 @@ def _parse_int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+def _parse_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _Bad(f"{name}: must be one of {', '.join(choices)}, got {_got(value)}")
+    return value
+
+
+def _parse_media(name: str, value: Any) -> dict[str, Any]:
+    """``{"url", "sha256", "content_type", "bytes"}``: a reference to a file kept elsewhere."""
+    if not isinstance(value, dict):
+        raise _Bad(f"{name}: must be an object {{url, sha256, content_type, bytes}}, got {_got(value)}")
+    for key in value:
+        if key not in ("url", "sha256", "content_type", "bytes"):
+            raise _Bad(f"{name}.{escape_surrogates(str(key))}: unknown field")
+    for key in ("url", "sha256", "content_type", "bytes"):
+        if key not in value:
+            raise _Bad(f"{name}.{key}: required, got nothing")
+    url = _parse_text(f"{name}.url", value["url"], MAX_URL_LEN)
+    if not url.startswith(("https://", "http://")) or len(url) < 9 or not url.isascii() or " " in url:
+        raise _Bad(f"{name}.url: must be an http(s) URL, got {_got(url)}")
+    sha = value["sha256"]
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise _Bad(f"{name}.sha256: must be 64 lowercase hex digits, got {_got(sha)}")
+    content_type = value["content_type"]
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):
+        raise _Bad(f"{name}.content_type: must be a MIME type such as image/jpeg, got {_got(content_type)}")
+    size = _parse_int(f"{name}.bytes", value["bytes"], 0, 2**53 - 1)
+    return {"url": url, "sha256": sha, "content_type": content_type, "bytes": size}
+
+
 def _parse_field(kind: str, name: str, value: Any) -> Any:
     if kind == "id":
         return _parse_id(name, value)
@@ -318,6 +416,17 @@ def _parse_field(kind: str, name: str, value: Any) -> Any:
         return _parse_number(name, value, -90, 90)
     if kind == "lon":
         return _parse_number(name, value, -180, 180)
+    if kind == "entry_text":
+        text = _parse_text(name, value, MAX_ENTRY_TEXT_LEN)
+        if not text.strip():
+            raise _Bad(f"{name}: must not be blank, got {_got(value)}")
+        return text
+    if kind == "media":
+        return _parse_media(name, value)
+    if kind == "verdict":
+        return _parse_choice(name, value, VERDICTS)
+    if kind == "entry_status":
+        return _parse_choice(name, value, ENTRY_STATUSES)
     if kind == "accuracy":
         return _parse_number(name, value, 0, MAX_ACCURACY_M)
     if kind == "delta":
@@ -366,6 +475,8 @@ def _parse(obj: Any, registry: dict[str, type], what: str) -> Any:
         return invalid(str(exc))
     if cls is AdjustScore and (kwargs.get("player_id") is None) == (kwargs.get("team_id") is None):
         return invalid("adjust_score: give exactly one of player_id or team_id")
+    if cls is SubmitEntry and kwargs.get("text") is None and kwargs.get("media") is None:
+        return invalid("submit_entry: give a text, a media reference, or both")
     if cls is Leaderboard and kwargs.get("offset") and kwargs.get("around") is not None:
         return invalid("leaderboard: give offset or around, not both")
     with attrs.validators.disabled():  # every field was just parsed, which validates it: once is enough

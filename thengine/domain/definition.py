@@ -59,7 +59,12 @@ _HUNT_KEYS = (
     *OPTION_KEYS,
     "clues",
 )
-_CLUE_KEYS = ("id", "title", "prompt", "points", "answers", "location", "hints")
+_CLUE_KEYS = ("id", "title", "prompt", "points", "by", "answers", "location", "max_submissions", "hints")
+#: How a clue is solved: by an answer, a check-in at its place, or an entry a judge accepts.
+CLUE_KINDS = ("answer", "check_in", "judged")
+#: Entries a team may submit on a judged clue, unless the clue says otherwise.
+DEFAULT_MAX_SUBMISSIONS = 3
+MAX_SUBMISSIONS = 100
 _LOCATION_KEYS = ("lat", "lon", "radius_m")
 _HINT_KEYS = ("text", "penalty", "unlock_after_s")
 
@@ -103,6 +108,11 @@ class Clue:
     hints: tuple[Hint, ...] = attrs.field(default=(), converter=tuple)
     normalized_answers: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
     title: str | None = None
+    #: "answer", "check_in" (it has a `location`) or "judged" (an entry a judge accepts).
+    by: str = attrs.field(default=attrs.Factory(lambda self: "check_in" if self.location else "answer",
+                                                takes_self=True))
+    #: Entries a team may submit (judged clues).
+    max_submissions: int = DEFAULT_MAX_SUBMISSIONS
 
     @normalized_answers.default
     def _normalize_answers(self) -> frozenset[str]:
@@ -115,6 +125,9 @@ class Clue:
             out["title"] = self.title
         out["prompt"] = self.prompt
         out["points"] = self.points
+        if self.by == "judged":
+            out["by"] = "judged"
+            out["max_submissions"] = self.max_submissions
         if self.answers:
             out["answers"] = list(self.answers)
         if self.location is not None:
@@ -390,16 +403,32 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
 
     raw_answers = optional(table, "answers")
     raw_location = optional(table, "location")
-    if raw_answers is None and raw_location is None:
+    by = optional(table, "by")
+    if by is not None and by not in CLUE_KINDS:
+        problem(problems, f"{path}.by", "must be 'answer', 'check_in' or 'judged'", by)
+    if by == "judged":
+        if raw_answers is not None or raw_location is not None:
+            problems.append(f"{path}: a judged clue has no answers or location (a judge decides)")
+    elif raw_answers is None and raw_location is None:
         problems.append(f"{path}: must have answers or location, got neither")
     elif raw_answers is not None and raw_location is not None:
         problems.append(f"{path}: must have answers or location, got both")
+    elif by == "answer" and raw_answers is None or by == "check_in" and raw_location is None:
+        problems.append(f"{path}.by: {by!r} needs {'answers' if by == 'answer' else 'a location'}")
     answers: tuple[str, ...] = ()
     location = None
     if raw_answers is not None:
         answers = _read_answers(raw_answers, f"{path}.answers", problems)
     if raw_location is not None:
         location = _read_location(raw_location, f"{path}.location", problems)
+    max_submissions: int | None = DEFAULT_MAX_SUBMISSIONS
+    if (raw := optional(table, "max_submissions")) is not None:
+        if by != "judged":
+            problems.append(f"{path}.max_submissions: only a judged clue (by = 'judged') takes entries")
+        else:
+            max_submissions = int_at(raw, f"{path}.max_submissions", problems, positive=True)
+            if max_submissions is not None and max_submissions > MAX_SUBMISSIONS:
+                problem(problems, f"{path}.max_submissions", f"must be at most {MAX_SUBMISSIONS}", max_submissions)
 
     hints: list[Hint] = []
     if (raw_hints := optional(table, "hints")) is not None:
@@ -411,7 +440,7 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
 
     if len(problems) > before:
         return None
-    assert clue_id is not None and prompt is not None and points is not None
+    assert clue_id is not None and prompt is not None and points is not None and max_submissions is not None
     return Clue(
         id=clue_id,
         title=title,
@@ -420,6 +449,8 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
         answers=answers,
         location=location,
         hints=tuple(hints),
+        by="judged" if by == "judged" else "check_in" if location is not None else "answer",
+        max_submissions=max_submissions,
     )
 
 

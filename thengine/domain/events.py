@@ -26,6 +26,12 @@ Event data, field by field (the contract; optional fields are omitted when unset
 - ``implausible_move``: ``player_id``, ``team_id``?, ``clue_id``, ``distance_m`` and
   ``seconds`` from the player's last fix, ``speed_kmh`` (null: infinite),
   ``max_speed_kmh``; admins only
+- ``entry_submitted``: ``player_id``, ``team_id``?, ``clue_id``, ``entry_id`` (``e1``, ``e2``...
+  in the hunt), ``submission`` (the team's count on the clue), ``text``?, ``media``?
+- ``entry_accepted``: ``player_id`` (the submitter), ``team_id``?, ``clue_id``, ``points``,
+  ``entry_id``: a solve, counted as ``clue_solved`` is
+- ``entry_rejected``: ``player_id``, ``team_id``?, ``clue_id``, ``entry_id``, ``reason`` (or null)
+- ``entry_appealed``: ``player_id`` (the appealer), ``team_id``?, ``clue_id``, ``entry_id``, ``message``
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ EVENT_TYPES = (
     "treasure_found",
     "score_adjusted",
     "implausible_move",
+    "entry_submitted",
+    "entry_accepted",
+    "entry_rejected",
+    "entry_appealed",
 )
 
 

@@ -14,14 +14,14 @@ import math
 from typing import Any, Callable
 
 from .commands import (
-    AdjustScore, CheckIn, Command, CreateHunt, EndHunt, ExtendHunt, JoinHunt, LeaveHunt,
-    Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer,
+    AdjustScore, AppealEntry, CheckIn, Command, CreateHunt, EndHunt, ExtendHunt, JoinHunt, JudgeEntry,
+    LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
 )
 from .definition import (
     MAX_DEFINITION_BYTES, Clue, format_ts, normalize_answer, parse_definition, parse_ts,
 )
 from .events import NewEvent, StoredEvent
-from .state import Group, HuntState, PlayerState, note_touched
+from .state import Entry, Group, HuntState, PlayerState, note_touched
 from .versions import RULES_VERSION, rules_for
 
 #: Wrong answers on one clue that start a cooldown (when the hunt sets one).
@@ -195,10 +195,17 @@ def _playing(state: HuntState, player_id: str, clue_id: str, now: int
 
 def _solved(state: HuntState, command: SubmitAnswer | CheckIn, player: PlayerState,
             clue: Clue, extra: dict[str, Any], now: int) -> list[NewEvent]:
-    who = _who(command.player_id, player)
+    return _award(state, "clue_solved", command.player_id, player, clue, extra, now)
+
+
+def _award(state: HuntState, event_type: str, player_id: str, player: PlayerState, clue: Clue,
+           extra: dict[str, Any], now: int) -> list[NewEvent]:
+    """A solve's event (``clue_solved`` or ``entry_accepted``) with the points it is awarded,
+    and ``treasure_found`` if it was the group's last clue."""
+    who = _who(player_id, player)
     options = state.definition.options
     points = options.award(clue.points, state.solves.get(clue.id, 0))
-    events = [NewEvent(type="clue_solved", data={**who, "clue_id": clue.id, "points": points, **extra})]
+    events = [NewEvent(type=event_type, data={**who, "clue_id": clue.id, "points": points, **extra})]
     group = player.group
     if group.solved + 1 == len(state.definition.clues):
         bonus = options.time_bonus_for(group.joined_ts, now)
@@ -223,8 +230,8 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
     if isinstance(checked, Rejection):
         return checked
     player, clue, _ = checked
-    if clue.location is not None:
-        return _reject("invalid_command", f"clue {clue.id!r} is solved by check_in at a place, not by an answer")
+    if clue.by != "answer":
+        return _wrong_kind(clue, "an answer")
     _, _, wrong, cooldown_until = player.group.clue(clue.id)
     if cooldown_until is not None and now < cooldown_until:
         wait_s = math.ceil((cooldown_until - now) / 1000)
@@ -241,6 +248,14 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
     return [NewEvent(type="answer_wrong", data=data)]
 
 
+_HOW = {"answer": "by an answer", "check_in": "by check_in at a place",
+        "judged": "by an entry a judge accepts (submit_entry)"}
+
+
+def _wrong_kind(clue: Clue, tried: str) -> Rejection:
+    return _reject("invalid_command", f"clue {clue.id!r} is solved {_HOW[clue.by]}, not by {tried}")
+
+
 def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
     checked = _playing(state, command.player_id, command.clue_id, now)
     if isinstance(checked, Rejection):
@@ -248,7 +263,7 @@ def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
     player, clue, _ = checked
     place = clue.location
     if place is None:
-        return _reject("invalid_command", f"clue {clue.id!r} is solved by an answer, not by check_in")
+        return _wrong_kind(clue, "check_in")
     rules, options = state.rules, state.definition.options
     accuracy = command.accuracy_m if rules.fix_accuracy else None
     if accuracy is not None and options.max_accuracy_m is not None and accuracy > options.max_accuracy_m:
@@ -354,6 +369,66 @@ def _adjust(state: HuntState, command: AdjustScore, now: int) -> Decision:
     return [NewEvent(type="score_adjusted", data={**target, "delta": command.delta, "reason": command.reason})]
 
 
+# -- judged clues ---------------------------------------------------------------------
+
+def _submit_entry(state: HuntState, command: SubmitEntry, now: int) -> Decision:
+    if command.text is None and command.media is None:
+        return _reject("invalid_command", "submit_entry: give a text, a media reference, or both")
+    checked = _playing(state, command.player_id, command.clue_id, now)
+    if isinstance(checked, Rejection):
+        return checked
+    player, clue, _ = checked
+    if clue.by != "judged":
+        return _wrong_kind(clue, "an entry")
+    entries = state.submissions.get((player.group.key, clue.id), ())
+    pending = next((e for e in entries if e.status == "pending"), None)
+    if pending is not None:
+        return _reject("entry_pending", f"entry {pending.entry_id!r} on clue {clue.id!r} awaits a judge")
+    if len(entries) >= clue.max_submissions:
+        return _reject("no_more_submissions",
+                       f"clue {clue.id!r} takes at most {clue.max_submissions} entries per team, all used")
+    data = {**_who(command.player_id, player), "clue_id": clue.id, "entry_id": f"e{len(state.entries) + 1}",
+            "submission": len(entries) + 1}
+    if command.text is not None:
+        data["text"] = command.text
+    if command.media is not None:
+        data["media"] = command.media
+    return [NewEvent(type="entry_submitted", data=data)]
+
+
+def _judge_entry(state: HuntState, command: JudgeEntry, now: int) -> Decision:
+    entry = state.entries.get(command.entry_id)
+    if entry is None:
+        return _reject("unknown_entry", f"hunt {state.hunt_id!r} has no entry {command.entry_id!r}")
+    if entry.status != "pending":
+        return _reject("invalid_command", f"entry {entry.entry_id!r} is {entry.status}, not pending")
+    player = state.players[entry.player_id]
+    extra = {"entry_id": entry.entry_id}
+    if command.verdict == "accept":
+        clue = state.definition.clue(entry.clue_id)
+        assert clue is not None
+        return _award(state, "entry_accepted", entry.player_id, player, clue, extra, now)
+    return [NewEvent(type="entry_rejected", data={**_who(entry.player_id, player), "clue_id": entry.clue_id,
+                                                  **extra, "reason": command.reason})]
+
+
+def _appeal_entry(state: HuntState, command: AppealEntry, now: int) -> Decision:
+    player = state.players.get(command.player_id)
+    if player is None or player.removed:
+        return _reject("not_joined", f"player {command.player_id!r} is not in hunt {state.hunt_id!r}")
+    entry = state.entries.get(command.entry_id)
+    if entry is None or entry.group is not player.group:
+        return _reject("unknown_entry", f"your team has no entry {command.entry_id!r} in hunt {state.hunt_id!r}")
+    if entry.status != "rejected" or entry.appealed:
+        why = "was appealed already" if entry.appealed and entry.status == "rejected" else f"is {entry.status}"
+        return _reject("not_appealable", f"entry {entry.entry_id!r} {why}: only a rejected entry may be appealed, once")
+    others = state.submissions.get((player.group.key, entry.clue_id), ())
+    if player.group.clue(entry.clue_id)[0] is not None or any(e.status == "pending" for e in others):
+        return _reject("not_appealable", f"clue {entry.clue_id!r} is solved or has an entry awaiting a judge")
+    return [NewEvent(type="entry_appealed", data={**_who(command.player_id, player), "clue_id": entry.clue_id,
+                                                  "entry_id": entry.entry_id, "message": command.message})]
+
+
 _DECIDERS: dict[type, Callable[[HuntState, Any, int], Decision]] = {
     StartHunt: _start,
     EndHunt: _end,
@@ -365,6 +440,9 @@ _DECIDERS: dict[type, Callable[[HuntState, Any, int], Decision]] = {
     RequestHint: _hint,
     RemovePlayer: _remove,
     AdjustScore: _adjust,
+    SubmitEntry: _submit_entry,
+    JudgeEntry: _judge_entry,
+    AppealEntry: _appeal_entry,
 }
 
 
@@ -459,16 +537,41 @@ def _on_wrong(state: HuntState, data: dict[str, Any], ts: int) -> None:
     _score(state, group, -data["penalty"], ts)
 
 
-def _on_solved(state: HuntState, data: dict[str, Any], ts: int) -> None:
-    group, clue_id = _group_of(state, data), data["clue_id"]
+def _solve(state: HuntState, group: Group, clue_id: str, points: int, ts: int) -> None:
     _, hints, wrong, cooldown_until = group.clue(clue_id)
     group.set_clue(clue_id, (ts, hints, wrong, cooldown_until))
     group.solved += 1
     state.solves[clue_id] = state.solves.get(clue_id, 0) + 1
+    _score(state, group, points, ts)
+
+
+def _on_solved(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    _solve(state, _group_of(state, data), data["clue_id"], data["points"], ts)
     if "lat" in data:  # the fix of a check-in (rules 2 on)
         player = state.players[data["player_id"]]
         player.fix_lat, player.fix_lon, player.fix_ts = data["lat"], data["lon"], ts
-    _score(state, group, data["points"], ts)
+
+
+def _on_entry(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    player_id = data["player_id"]
+    state.add_entry(Entry(data["entry_id"], player_id, state.players[player_id].group, data["clue_id"],
+                          data.get("text"), data.get("media"), ts))
+
+
+def _on_accepted(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    entry = state.entries[data["entry_id"]]
+    entry.status = "accepted"
+    _solve(state, entry.group, entry.clue_id, data["points"], ts)
+
+
+def _on_rejected(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    entry = state.entries[data["entry_id"]]
+    entry.status, entry.reason = "rejected", data["reason"]
+
+
+def _on_appealed(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    entry = state.entries[data["entry_id"]]
+    entry.status, entry.appealed, entry.appeal = "pending", True, data["message"]
 
 
 def _on_hint(state: HuntState, data: dict[str, Any], ts: int) -> None:
@@ -505,4 +608,8 @@ _APPLIERS: dict[str, Callable[[HuntState, dict[str, Any], int], None]] = {
     "treasure_found": _on_treasure,
     "score_adjusted": _on_adjusted,
     "implausible_move": _on_flagged,
+    "entry_submitted": _on_entry,
+    "entry_accepted": _on_accepted,
+    "entry_rejected": _on_rejected,
+    "entry_appealed": _on_appealed,
 }

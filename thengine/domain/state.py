@@ -22,8 +22,8 @@ from .definition import HuntDefinition, parse_definition
 from .versions import RULES, Rules, rules_for
 
 #: Bump when the snapshot layout changes; older snapshots are then ignored (full replay).
-#: 2: adds ``rules_version``. 3: adds ``flags`` and each player's last fix.
-SNAPSHOT_FORMAT = 3
+#: 2: adds ``rules_version``. 3: adds ``flags`` and each player's last fix. 4: adds ``entries``.
+SNAPSHOT_FORMAT = 4
 
 GroupKey = tuple[str, str]  # (kind, id): ("player", "p1") or ("team", "red")
 
@@ -107,6 +107,31 @@ class PlayerState:
         self.fix_ts: int | None = None
 
 
+class Entry:
+    """An entry submitted for a judged clue, and where it stands."""
+
+    __slots__ = ("entry_id", "player_id", "group", "clue_id", "status", "text", "media", "submitted_ts",
+                 "reason", "appealed", "appeal")
+
+    def __init__(self, entry_id: str, player_id: str, group: Group, clue_id: str, text: str | None,
+                 media: dict[str, Any] | None, submitted_ts: int) -> None:
+        self.entry_id = entry_id
+        self.player_id = player_id
+        self.group = group
+        self.clue_id = clue_id
+        self.status = "pending"  # -> accepted | rejected (-> pending again, once, by an appeal)
+        self.text = text
+        self.media = media
+        self.submitted_ts = submitted_ts
+        self.reason: str | None = None  # the judge's, with a rejection
+        self.appealed = False
+        self.appeal: str | None = None  # the team's message, with an appeal
+
+    def row(self) -> list[Any]:
+        return [self.entry_id, self.player_id, self.clue_id, self.status, self.text, self.media,
+                self.submitted_ts, self.reason, self.appealed, self.appeal]
+
+
 class HuntState:
     """Everything known about one hunt after applying its events up to `version`."""
 
@@ -127,9 +152,15 @@ class HuntState:
         self.ranking: list[tuple[int, int, str, str]] = []
         self.solves: dict[str, int] = {}  # clue_id -> groups that solved it (the k of decay and bonuses)
         self.flags: list[dict[str, Any]] = []  # implausible_move events, for organisers: {"seq", "ts", **data}
+        self.entries: dict[str, Entry] = {}  # entry_id -> entry, in the order submitted
+        self.submissions: dict[tuple[GroupKey, str], list[Entry]] = {}  # (group, clue) -> its entries
         # While a snapshot is built in slices: the players and groups that events changed since
         # it began, in the order first touched (dicts used as ordered sets).
         self.touched: tuple[dict[str, None], dict[GroupKey, None]] | None = None
+
+    def add_entry(self, entry: Entry) -> None:
+        self.entries[entry.entry_id] = entry
+        self.submissions.setdefault((entry.group.key, entry.clue_id), []).append(entry)
 
     # -- ranking -----------------------------------------------------------------
     def rerank(self, group: Group) -> None:
@@ -187,6 +218,7 @@ def snapshot_data(state: HuntState, groups: Any, players: Any) -> dict[str, Any]
         "ended_ts": state.ended_ts,
         "ends_at": state.ends_at,
         "flags": list(state.flags),
+        "entries": [entry.row() for entry in state.entries.values()],
         "groups": groups,
         "players": players,
     }
@@ -256,4 +288,8 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
         state.players[player_id] = player
         state.active_players += active
     state.flags = list(data["flags"])
+    for entry_id, player_id, clue_id, status, text, media, submitted_ts, reason, appealed, appeal in data["entries"]:
+        entry = Entry(entry_id, player_id, state.players[player_id].group, clue_id, text, media, submitted_ts)
+        entry.status, entry.reason, entry.appealed, entry.appeal = status, reason, appealed, appeal
+        state.add_entry(entry)
     return state

@@ -15,7 +15,7 @@ from .definition import format_ts
 from .events import StoredEvent
 from .options import PRIVATE_OPTIONS
 from .rules import clue_available_ts, is_open
-from .state import Group, HuntState
+from .state import Entry, Group, HuntState
 
 ADMIN = "admin"
 PLAYER = "player"
@@ -92,7 +92,7 @@ def hunt(state: HuntState, view: str) -> dict[str, Any]:
         "started_ts": state.started_ts,
         "ended_ts": state.ended_ts,
         "teams": sum(1 for g in state.groups.values() if g.kind == "team" and g.members),
-        "clue_list": [{"id": c.id, "points": c.points, "by": "check_in" if c.location else "answer",
+        "clue_list": [{"id": c.id, "points": c.points, "by": c.by,
                        "hints": len(c.hints)} for c in definition.clues],
     })
     options = definition.options.to_json()
@@ -127,7 +127,7 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
             "id": clue.id,
             "prompt": clue.prompt,
             "points": clue.points,
-            "by": "check_in" if clue.location else "answer",
+            "by": clue.by,
             "solved": solved_ts is not None,
             "worth": None if solved_ts is not None else options.award(clue.points, state.solves.get(clue.id, 0)),
             "hints": [{"text": h.text, "penalty": h.penalty} for h in clue.hints[:revealed]],
@@ -139,6 +139,11 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
             item["title"] = clue.title
         if clue.location is not None:
             item["radius_m"] = clue.location.radius_m
+        if clue.by == "judged":
+            entries = state.submissions.get((group.key, clue.id), ())
+            item["max_submissions"] = clue.max_submissions
+            item["submissions"] = len(entries)
+            item["pending"] = any(e.status == "pending" for e in entries)
         if revealed < len(clue.hints) and not item["solved"]:
             item["next_hint_at"] = (clue_available_ts(state, group, clue, position)
                                     + clue.hints[revealed].unlock_after_s * 1000)
@@ -155,14 +160,33 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
         "reached_ts": group.reached_ts,
         "treasure_found": group.treasure_ts is not None,
         "clues": clues,
+        "entries": [_entry_row(e, with_content=e.player_id == player_id)
+                    for e in state.entries.values() if e.group is group],
     }
+
+
+def _entry_row(entry: Entry, *, with_content: bool) -> dict[str, Any]:
+    """One entry as the queue and the player view show it (content: its text and media)."""
+    group = entry.group
+    return {"entry_id": entry.entry_id, "player_id": entry.player_id,
+            "team_id": group.id if group.kind == "team" else None, "clue_id": entry.clue_id,
+            "status": entry.status, "text": entry.text if with_content else None,
+            "media": entry.media if with_content else None, "submitted_ts": entry.submitted_ts,
+            "reason": entry.reason, "appealed": entry.appealed, "appeal": entry.appeal}
+
+
+def entries(state: HuntState, status: str | None) -> dict[str, Any]:
+    """The judges' queue: the hunt's entries (of `status`, or all), oldest first (admins only)."""
+    return {"hunt_id": state.hunt_id,
+            "entries": [_entry_row(e, with_content=True) for e in state.entries.values()
+                        if status is None or e.status == status]}
 
 
 def redact_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """A hunt definition as a player may see it: no prompts, answers, places or hint texts."""
     out = {k: v for k, v in definition.items() if k != "clues" and k not in PRIVATE_OPTIONS}
     out["clues"] = [
-        {"id": c["id"], "points": c["points"], "by": "check_in" if "location" in c else "answer",
+        {"id": c["id"], "points": c["points"], "by": c.get("by") or ("check_in" if "location" in c else "answer"),
          "hints": [{"penalty": h["penalty"], "unlock_after_s": h.get("unlock_after_s", 0)}
                    for h in c.get("hints", ())]}
         for c in definition["clues"]
@@ -201,7 +225,8 @@ def private_to(event: StoredEvent) -> str | None:
 
 #: Fields of an event that only the player it is about (and admins) see.
 _PRIVATE_FIELDS = {"hint_revealed": ("text",), "answer_wrong": ("answer",),
-                   "clue_solved": ("lat", "lon", "accuracy_m")}
+                   "clue_solved": ("lat", "lon", "accuracy_m"), "entry_submitted": ("text", "media"),
+                   "entry_rejected": ("reason",), "entry_appealed": ("message",)}
 
 
 def event(event: StoredEvent, view: str, *, own: bool = False) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import attrs
 import trio
 
 from ..domain import views
-from ..domain.commands import Command, Flags, Hunts, Leaderboard, Player, Query, Rejection
+from ..domain.commands import Command, Entries, Flags, Hunts, Leaderboard, Player, Query, Rejection
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
 from ..domain.definition import is_utf8
@@ -250,9 +250,12 @@ class Engine:
                 answer = views.player(state, query.player_id)
             elif isinstance(query, HuntQuery):
                 answer = views.hunt(state, view)
+            elif view != views.ADMIN and type(query).ADMIN:
+                answer = Rejection(code="forbidden", message=f"the {query.TYPE} query is for admins only")
             elif isinstance(query, Flags):
-                answer = views.flags(state) if view == views.ADMIN else Rejection(
-                    code="forbidden", message="the flags query is for admins only")
+                answer = views.flags(state)
+            elif isinstance(query, Entries):
+                answer = views.entries(state, query.status)
             else:  # pragma: no cover - parse_query only makes these
                 raise TypeError(f"not a query: {query!r}")
         await self.committer.wait_committed(seq)
