@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from thengine.domain import views
 from thengine.domain.commands import (
-    REJECTION_CODES, AdjustScore, CheckIn, CreateHunt, EndHunt, ExtendHunt, JoinHunt,
-    LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer,
+    REJECTION_CODES, AdjustScore, AppealEntry, CheckIn, CreateHunt, EndHunt, ExtendHunt, JoinHunt, JudgeEntry,
+    LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
 )
 from thengine.domain.definition import format_ts, parse_definition
 from thengine.domain.events import EVENT_TYPES, NewEvent, StoredEvent
@@ -41,8 +41,12 @@ def place(n: int) -> dict[str, float]:
 def clues(draw: Any, n: int) -> dict[str, Any]:
     points = draw(st.integers(1, 200))
     out: dict[str, Any] = {"id": f"c{n}", "prompt": f"prompt {n}", "points": points}
-    if draw(st.integers(0, 2)) == 0:
+    kind = draw(st.integers(0, 5))
+    if kind <= 1:
         out["location"] = place(n)
+    elif kind == 2:
+        out["by"] = "judged"
+        out["max_submissions"] = draw(st.integers(1, 3))
     else:
         out["answers"] = [f"answer {n}", f"Ånswer-{n}"]
     hints = draw(st.lists(st.fixed_dictionaries({
@@ -102,10 +106,11 @@ anyone = st.sampled_from(PLAYERS)
 accuracies = st.sampled_from([None, None, 0, 5, 28, 40, 60])  # (a near check-in is about 22 m off)
 player = st.sampled_from(("p0", "p0", "p0") + PLAYERS)  # p0 plays most, so its group gets far
 clue_no = st.integers(0, 6)  # past the hunt's clues: an unknown clue
+entry_no = st.integers(1, 3)  # entry ids e1..e3: sometimes not (yet) submitted
 
 #: Op kinds with their weights (out of 100): most of a hunt is its middle.
 OP_WEIGHTS = [
-    ("solve", 25), ("wrong", 20), ("next_hint", 8), ("far", 4), ("answer", 8), ("check_in", 4),
+    ("solve", 20), ("wrong", 15), ("entry", 3), ("judge", 5), ("appeal", 2), ("next_hint", 8), ("far", 4), ("answer", 8), ("check_in", 4),
     ("hint", 4), ("join", 8), ("leave", 4), ("adjust", 3), ("remove", 2), ("extend", 3),
     ("start", 2), ("timers", 2), ("end", 2), ("create", 1),
 ]
@@ -126,6 +131,12 @@ def ops(draw: Any) -> tuple[Any, ...]:
         return ("check_in", draw(player), draw(clue_no), draw(st.sampled_from(["near", "far"])), draw(accuracies))
     if kind == "hint":
         return ("hint", draw(player), draw(clue_no))
+    if kind == "entry":
+        return ("entry", draw(player), draw(clue_no))
+    if kind == "judge":
+        return ("judge", draw(entry_no), draw(st.sampled_from(["accept", "reject"])))
+    if kind == "appeal":
+        return ("appeal", draw(player), draw(entry_no))
     if kind == "join":
         return ("join", draw(anyone), draw(st.sampled_from(TEAMS)))
     if kind in ("leave", "remove"):
@@ -146,7 +157,15 @@ bursts = st.builds(
     player, st.lists(st.integers(0, 3_000), min_size=3, max_size=3),
     st.sampled_from(["solve", "wrong", "next_hint"]),
 )
-chunks = st.one_of(*[st.tuples(delays, ops()).map(lambda step: [step])] * 20, bursts)
+#: An entry on a player's next clue, the judge's verdict on the newest pending entry, an
+#: appeal of the newest rejected one: what plays a judged clue through.
+judgings = st.builds(
+    lambda who, verdict, appeal, gaps: [(gaps[0], ("next", who, "entry", None)), (gaps[1], ("judge_latest", verdict)),
+                                        (gaps[2], ("appeal_latest", who))][:3 if appeal else 2],
+    player, st.sampled_from(["accept", "reject", "reject"]), st.booleans(),
+    st.lists(st.integers(0, 3_000), min_size=3, max_size=3),
+)
+chunks = st.one_of(*[st.tuples(delays, ops()).map(lambda step: [step])] * 20, bursts, judgings)
 
 
 @st.composite
@@ -170,12 +189,16 @@ def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
             position = next((n for n, c in enumerate(definition["clues"])
                              if member.group.clue(c["id"])[0] is None), 0)
         located = "location" in definition["clues"][position]
+        judged = definition["clues"][position].get("by") == "judged"
         op = {
             "solve": ("check_in", op[1], position, "near", op[3]) if located else ("answer", op[1], position, "right"),
             "wrong": ("answer", op[1], position, "wrong"),
             "next_hint": ("hint", op[1], position),
             "far": ("check_in", op[1], position, "far", op[3]),
+            "entry": ("entry", op[1], position),
         }[op[2]]
+        if judged and op[0] != "hint":
+            op = ("entry", op[1], position)
         kind = op[0]
     if kind == "join":
         return JoinHunt(hunt_id=HUNT, player_id=op[1], team_id=op[2])
@@ -192,6 +215,19 @@ def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
         if answer in ("right", "messy") and known is not None and "answers" in known:
             answer = known["answers"][0] if answer == "right" else f"  {known['answers'][1].upper()} "
         return SubmitAnswer(hunt_id=HUNT, player_id=op[1], clue_id=clue_id, answer=answer)
+    if kind == "entry":
+        return SubmitEntry(hunt_id=HUNT, player_id=op[1], clue_id=f"c{op[2]}", text=f"entry by {op[1]}")
+    if kind in ("judge_latest", "appeal_latest"):
+        wanted = "pending" if kind == "judge_latest" else "rejected"
+        found = [e.entry_id for e in (state.entries.values() if state is not None else ()) if e.status == wanted]
+        entry_id = found[-1] if found else "e1"
+        if kind == "judge_latest":
+            return JudgeEntry(hunt_id=HUNT, entry_id=entry_id, verdict=op[1], reason="random")
+        return AppealEntry(hunt_id=HUNT, player_id=op[1], entry_id=entry_id, message="please")
+    if kind == "judge":
+        return JudgeEntry(hunt_id=HUNT, entry_id=f"e{op[1]}", verdict=op[2], reason="random")
+    if kind == "appeal":
+        return AppealEntry(hunt_id=HUNT, player_id=op[1], entry_id=f"e{op[2]}", message="please")
     if kind == "leave":
         return LeaveHunt(hunt_id=HUNT, player_id=op[1])
     if kind == "start":
@@ -300,6 +336,11 @@ def check_invariants(state: HuntState, log: list[StoredEvent]) -> None:
         assert (group.treasure_ts is not None) == (group.solved == len(definition.clues))
         for clue in definition.clues:
             assert group.clue(clue.id)[1] <= len(clue.hints)  # hints revealed
+    for (key, clue_id), entries in state.submissions.items():
+        clue = definition.clue(clue_id)
+        assert clue is not None and clue.by == "judged" and len(entries) <= clue.max_submissions
+        assert sum(e.status == "pending" for e in entries) <= 1
+        assert sum(e.status == "accepted" for e in entries) == (state.groups[key].clue(clue_id)[0] is not None)
 
 
 def check_scores(state: HuntState, log: list[StoredEvent]) -> None:
@@ -319,7 +360,7 @@ def check_scores(state: HuntState, log: list[StoredEvent]) -> None:
         score = scores.get(key, 0)
         if event.type == "player_joined":
             joined.setdefault(key, event.ts)
-        elif event.type == "clue_solved":
+        elif event.type in ("clue_solved", "entry_accepted"):
             k = solvers.get(data["clue_id"], 0)
             solvers[data["clue_id"]] = k + 1
             base = state.definition.clue(data["clue_id"]).points  # type: ignore[union-attr]
