@@ -80,7 +80,10 @@ async def test_spoofing_bots_are_flagged_and_replay_shows_the_flag_and_awarded_p
     summary = await demo.run_demo(demo.DemoConfig(db=str(db), seconds=4, players=8, think_s=0.05, seed=7))
     assert summary.treasures and set(summary.flagged) <= {f"bot-{n:03d}" for n in range(1, 9)}
     with Store.open(db, readonly=True) as store:
-        flags = [e for e in store.read_events() if e.type == "implausible_move"]
+        events = list(store.read_events())
+    flags = [e for e in events if e.type == "implausible_move"]
+    judged = [e.type for e in events if e.type in ("entry_accepted", "entry_rejected")]
+    assert "entry_accepted" in judged and summary.entries["accepted"] == judged.count("entry_accepted")
     assert [f.data["player_id"] for f in flags] == summary.flagged
     assert all(f.data["clue_id"] == "chest" and (f.data["speed_kmh"] is None or f.data["speed_kmh"] > 60)
                for f in flags)
@@ -93,6 +96,7 @@ async def test_spoofing_bots_are_flagged_and_replay_shows_the_flag_and_awarded_p
     player = as_json["hunts"]["old-town"]["player"]
     assert [f["seq"] for f in player["flags"]] == [f.seq for f in flags if f.data["player_id"] == bot]
     solved = [item for item in player["history"] if item["type"] == "clue_solved"]
-    assert len(solved) == 6 and sum(item["points"] for item in player["history"]) == player["score"]
+    assert len(solved) == 6 and len([i for i in player["history"] if i["type"] == "entry_accepted"]) == 1
+    assert sum(item["points"] for item in player["history"]) == player["score"]
     assert solved[0]["points"] == 100 + (50, 30, 10, 0, 0, 0, 0, 0)[solved[0]["solver"] - 1] - \
         max(0, min(40, 5 * (solved[0]["solver"] - 1)))

@@ -89,10 +89,10 @@ def test_every_example_survives_a_json_round_trip(path: Path) -> None:
     assert parse_definition(json.loads(json.dumps(hunt.to_json()))) == hunt
 
 
-def test_old_town_is_a_sequential_hunt_with_every_scoring_option_and_check_in_rule() -> None:
+def test_old_town_is_a_sequential_hunt_with_every_kind_of_clue_scoring_option_and_check_in_rule() -> None:
     hunt = parse_hunt_toml((EXAMPLES / "old-town.toml").read_text(encoding="utf-8"))
     assert hunt.order == "sequential"
-    assert [bool(clue.location) for clue in hunt.clues] == [False, False, False, False, True, True]
+    assert [clue.by for clue in hunt.clues] == ["answer"] * 4 + ["judged", "check_in", "check_in"]
     assert any(clue.hints for clue in hunt.clues)
     options = hunt.options
     assert options.first_solver_bonus and options.decay and options.wrong_answer_penalty and options.time_bonus

@@ -113,6 +113,9 @@ def _print_summary(summary: DemoSummary) -> None:
     if summary.leaderboard:
         winner = summary.leaderboard[0]
         click.echo(f"leader: {winner['id']} with {winner['score']} points")
+    if summary.entries:
+        counts = ", ".join(f"{summary.entries[s]} {s}" for s in ("accepted", "rejected", "pending") if s in summary.entries)
+        click.echo(f"the demo's judge saw {sum(summary.entries.values())} photo entries: {counts}")
     if summary.flagged:
         shown = ", ".join(summary.flagged[:3]) + (f" and {len(summary.flagged) - 3} more" if len(summary.flagged) > 3 else "")
         click.echo(f"flagged for an implausible move (faster than the hunt's max_speed_kmh): {shown}; see why with")

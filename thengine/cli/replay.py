@@ -314,7 +314,7 @@ def _print_player(state: HuntState, player: dict[str, Any]) -> None:
     _print_points(player)
 
 
-_WHY = {"clue_solved": "solved", "treasure_found": "time bonus", "answer_wrong": "wrong answer",
+_WHY = {"clue_solved": "solved", "entry_accepted": "entry accepted for", "treasure_found": "time bonus", "answer_wrong": "wrong answer",
         "hint_revealed": "hint", "score_adjusted": "adjusted"}
 
 

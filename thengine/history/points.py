@@ -15,6 +15,7 @@ from ..domain.state import HuntState
 #: What each scoring event adds to a score: (field, sign).
 _SCORING = {
     "clue_solved": ("points", 1),
+    "entry_accepted": ("points", 1),
     "treasure_found": ("time_bonus", 1),
     "answer_wrong": ("penalty", -1),
     "hint_revealed": ("charged", -1),
@@ -35,19 +36,20 @@ def points_of(state: HuntState, player_id: str, events: Iterable[StoredEvent]) -
     history: list[dict[str, Any]] = []
     for event in events:
         data = event.data
-        if event.type == "clue_solved":
+        solve = event.type in ("clue_solved", "entry_accepted")
+        if solve:
             solvers[data["clue_id"]] = solvers.get(data["clue_id"], 0) + 1
         scoring = _SCORING.get(event.type)
         if scoring is None or not _about(data, group.kind, group.id, members):
             continue
         field, sign = scoring
         points = sign * data[field]
-        if not points and event.type != "clue_solved":
+        if not points and not solve:
             continue
         entry: dict[str, Any] = {"seq": event.seq, "ts": event.ts, "type": event.type, "points": points}
         if "clue_id" in data:
             entry["clue_id"] = data["clue_id"]
-        if event.type == "clue_solved":
+        if solve:
             entry["solver"] = solvers[data["clue_id"]]
         if "reason" in data:
             entry["reason"] = data["reason"]

@@ -24,7 +24,8 @@ import trio
 
 from .bench import percentiles
 from ..domain.commands import (
-    CheckIn, CreateHunt, EndHunt, Flags, Hunts, JoinHunt, Leaderboard, RequestHint, StartHunt, SubmitAnswer,
+    CheckIn, CreateHunt, EndHunt, Entries, Flags, Hunts, JoinHunt, JudgeEntry, Leaderboard, RequestHint, StartHunt,
+    SubmitAnswer, SubmitEntry,
 )
 from ..domain.definition import Clue, HuntDefinition, parse_hunt_toml
 from ..domain.rules import distance_m
@@ -43,6 +44,9 @@ WALK_M_S = 8.0
 SPOOFERS = 0.03
 #: The share of fixes an honest bot's phone reports with poor accuracy (``inaccurate_fix``).
 POOR_FIXES = 0.1
+#: How often the demo's judge looks at the queue, in seconds, and the share it rejects.
+JUDGE_EVERY_S = 0.5
+REJECTS = 0.25
 _WRONG_ANSWERS = ("statue", "church", "river", "clock", "market", "the well", "tower", "gate", "6", "eight",
                   "dragon", "museum")
 
@@ -105,6 +109,8 @@ class DemoSummary:
     leaderboard: list[dict[str, Any]]
     #: The players flagged for an implausible move (spoofers), in order of their first flag.
     flagged: list[str] = attrs.field(factory=list)
+    #: Entries for the judged clue, by status at the end (``pending``, ``accepted``, ``rejected``).
+    entries: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def commands_per_s(self) -> float:
@@ -176,6 +182,9 @@ async def _bot(engine: Engine, hunt: HuntDefinition, player_id: str, rng: random
         if clue.location is not None:
             await trio.sleep(0.01 if spoofer and walk_s else walk_s + think())
             command: Any = _check_in(hunt, player_id, clue, rng)
+        elif clue.by == "judged":
+            await trio.sleep(think())
+            command = _entry(hunt, player_id, clue, rng)
         else:
             await trio.sleep(think())
             command = _guess(hunt, player_id, clue, rng, skill)
@@ -191,8 +200,10 @@ async def _bot(engine: Engine, hunt: HuntDefinition, player_id: str, rng: random
                 play.treasures += 1
         elif result.error is not None and result.error.code == "already_solved":
             clue_index += 1
-        elif result.error is not None and result.error.code in ("cooldown", "hint_locked"):
+        elif result.error is not None and result.error.code in ("cooldown", "hint_locked", "entry_pending"):
             await trio.sleep(think() * 3)
+        elif result.error is not None and result.error.code == "no_more_submissions":
+            return  # out of tries: this bot is stuck, as a team would be
         elif result.error is not None and result.error.code in ("hunt_not_running", "not_joined"):
             return
 
@@ -220,6 +231,27 @@ def _check_in(hunt: HuntDefinition, player_id: str, clue: Clue, rng: random.Rand
     lon = place.lon + off_m * math.sin(bearing) / (111_195 * max(0.01, math.cos(math.radians(place.lat))))
     return CheckIn(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id, lat=lat, lon=lon,
                    accuracy_m=round(accuracy, 1))
+
+
+def _entry(hunt: HuntDefinition, player_id: str, clue: Clue, rng: random.Random) -> SubmitEntry:
+    """A photo entry: a reference to a file the bot "uploaded" elsewhere, as a game server would send."""
+    n = rng.getrandbits(64)
+    return SubmitEntry(hunt_id=hunt.id, player_id=player_id, clue_id=clue.id, text="all of us on the bridge",
+                       media={"url": f"https://photos.example/{hunt.id}/{player_id}-{n:x}.jpg",
+                              "sha256": f"{n:064x}"[-64:], "content_type": "image/jpeg",
+                              "bytes": rng.randint(200_000, 4_000_000)})
+
+
+async def _judge(engine: Engine, hunt_id: str, rng: random.Random) -> None:
+    """The demo's organiser: looks at the queue now and then, accepts most entries, rejects some."""
+    while True:
+        await trio.sleep(JUDGE_EVERY_S)
+        queue = await engine.query(Entries(hunt_id=hunt_id, status="pending"))
+        for entry in queue["entries"] if isinstance(queue, dict) else ():
+            reject = rng.random() < REJECTS
+            await engine.submit(JudgeEntry(hunt_id=hunt_id, entry_id=entry["entry_id"],
+                                           verdict="reject" if reject else "accept",
+                                           reason="the whole team must be in the photo" if reject else None))
 
 
 def _walk_s(here: Clue, there: Clue | None) -> float:
@@ -288,6 +320,7 @@ async def run_demo(config: DemoConfig, *, on_tick: Callable[[DemoStatus], None] 
                     await nursery.start(_cancel_on_sigint, nursery.cancel_scope, interrupted)
                 if on_tick is not None:
                     nursery.start_soon(ticker)
+                nursery.start_soon(_judge, engine, hunt.id, random.Random(rng.getrandbits(64)))
                 for i in range(config.players):
                     bot_rng = random.Random(rng.getrandbits(64))
                     nursery.start_soon(_bot, engine, hunt, f"bot-{i + 1:03d}", bot_rng, play, config)
@@ -296,7 +329,12 @@ async def run_demo(config: DemoConfig, *, on_tick: Callable[[DemoStatus], None] 
         final = await status()
         flags = await engine.query(Flags(hunt_id=hunt.id))
         flagged = list(dict.fromkeys(flag["player_id"] for flag in flags["flags"])) if isinstance(flags, dict) else []
+        queue = await engine.query(Entries(hunt_id=hunt.id))
+        entries: dict[str, int] = {}
+        for entry in queue["entries"] if isinstance(queue, dict) else ():
+            entries[entry["status"]] = entries.get(entry["status"], 0) + 1
     return DemoSummary(db=config.db, hunt_id=hunt.id, seconds=elapsed, players=play.players,
                        commands=play.commands, events=final.events, treasures=play.treasures,
                        p99_ms=percentiles(play.latencies)["p99"],
-                       interrupted=interrupted.is_set(), leaderboard=final.leaderboard, flagged=flagged)
+                       interrupted=interrupted.is_set(), leaderboard=final.leaderboard, flagged=flagged,
+                       entries=entries)
