@@ -311,7 +311,7 @@ def init(db: str) -> None:
 
 @main.group(cls=SubGroup)
 def hunt() -> None:
-    """Manage hunts: `thengine hunt add`."""
+    """Manage hunts: `thengine hunt add`, `thengine hunt codes`."""
 
 
 @hunt.command("add")

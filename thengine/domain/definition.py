@@ -61,7 +61,7 @@ _HUNT_KEYS = (
 )
 _CLUE_KEYS = ("id", "title", "prompt", "points", "by", "answers", "location", "max_submissions", "hints")
 #: How a clue is solved: by an answer, a check-in at its place, or an entry a judge accepts.
-CLUE_KINDS = ("answer", "check_in", "judged")
+CLUE_KINDS = ("answer", "check_in", "judged", "code")
 #: Entries a team may submit on a judged clue, unless the clue says otherwise.
 DEFAULT_MAX_SUBMISSIONS = 3
 MAX_SUBMISSIONS = 100
@@ -108,7 +108,8 @@ class Clue:
     hints: tuple[Hint, ...] = attrs.field(default=(), converter=tuple)
     normalized_answers: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
     title: str | None = None
-    #: "answer", "check_in" (it has a `location`) or "judged" (an entry a judge accepts).
+    #: "answer", "check_in" (it has a `location`), "judged" (an entry a judge accepts) or
+    #: "code" (a printed code, scanned: see `thengine.domain.codes`).
     by: str = attrs.field(default=attrs.Factory(lambda self: "check_in" if self.location else "answer",
                                                 takes_self=True))
     #: Entries a team may submit (judged clues).
@@ -128,6 +129,8 @@ class Clue:
         if self.by == "judged":
             out["by"] = "judged"
             out["max_submissions"] = self.max_submissions
+        elif self.by == "code":
+            out["by"] = "code"
         if self.answers:
             out["answers"] = list(self.answers)
         if self.location is not None:
@@ -405,10 +408,11 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
     raw_location = optional(table, "location")
     by = optional(table, "by")
     if by is not None and by not in CLUE_KINDS:
-        problem(problems, f"{path}.by", "must be 'answer', 'check_in' or 'judged'", by)
-    if by == "judged":
+        problem(problems, f"{path}.by", "must be 'answer', 'check_in', 'judged' or 'code'", by)
+    if by in ("judged", "code"):
         if raw_answers is not None or raw_location is not None:
-            problems.append(f"{path}: a judged clue has no answers or location (a judge decides)")
+            why = "a judge decides" if by == "judged" else "its code comes from the engine's secret"
+            problems.append(f"{path}: a {by} clue has no answers or location ({why})")
     elif raw_answers is None and raw_location is None:
         problems.append(f"{path}: must have answers or location, got neither")
     elif raw_answers is not None and raw_location is not None:
@@ -449,7 +453,7 @@ def _read_clue(obj: object, path: str, seen: set[str], problems: list[str]) -> C
         answers=answers,
         location=location,
         hints=tuple(hints),
-        by="judged" if by == "judged" else "check_in" if location is not None else "answer",
+        by=by if by in ("judged", "code") else "check_in" if location is not None else "answer",
         max_submissions=max_submissions,
     )
 

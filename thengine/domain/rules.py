@@ -17,6 +17,7 @@ from .commands import (
     AdjustScore, AppealEntry, CheckIn, Command, CreateHunt, EndHunt, ExtendHunt, JoinHunt, JudgeEntry,
     LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
 )
+from . import codes
 from .definition import (
     MAX_DEFINITION_BYTES, Clue, format_ts, normalize_answer, parse_definition, parse_ts,
 )
@@ -230,13 +231,17 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
     if isinstance(checked, Rejection):
         return checked
     player, clue, _ = checked
-    if clue.by != "answer":
+    if clue.by not in ("answer", "code"):
         return _wrong_kind(clue, "an answer")
+    if clue.by == "code" and state.code_key is None:
+        return _reject("invalid_command", f"clue {clue.id!r} is solved by a printed code, and this engine "
+                                          "has no code secret")
     _, _, wrong, cooldown_until = player.group.clue(clue.id)
     if cooldown_until is not None and now < cooldown_until:
         wait_s = math.ceil((cooldown_until - now) / 1000)
         return _reject("cooldown", f"too many wrong answers on clue {clue.id!r}: try again in {wait_s} s")
-    if normalize_answer(command.answer) in clue.normalized_answers:
+    if (codes.solves(state.code_key, clue.id, command.answer) if clue.by == "code"  # type: ignore[arg-type]
+            else normalize_answer(command.answer) in clue.normalized_answers):
         return _solved(state, command, player, clue, {"via": "answer"}, now)
     attempts = wrong + 1
     penalty = _wrong_answer_penalty(state, player.group.score)
@@ -249,7 +254,7 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
 
 
 _HOW = {"answer": "by an answer", "check_in": "by check_in at a place",
-        "judged": "by an entry a judge accepts (submit_entry)"}
+        "judged": "by an entry a judge accepts (submit_entry)", "code": "by its printed code (submit_answer)"}
 
 
 def _wrong_kind(clue: Clue, tried: str) -> Rejection:

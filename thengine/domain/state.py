@@ -154,6 +154,9 @@ class HuntState:
         self.flags: list[dict[str, Any]] = []  # implausible_move events, for organisers: {"seq", "ts", **data}
         self.entries: dict[str, Entry] = {}  # entry_id -> entry, in the order submitted
         self.submissions: dict[tuple[GroupKey, str], list[Entry]] = {}  # (group, clue) -> its entries
+        # The key of the hunt's printed codes (`codes.hunt_key`): given by the engine before it
+        # decides, never in an event or a snapshot. None: code clues cannot be solved here.
+        self.code_key: bytes | None = None
         # While a snapshot is built in slices: the players and groups that events changed since
         # it began, in the order first touched (dicts used as ordered sets).
         self.touched: tuple[dict[str, None], dict[GroupKey, None]] | None = None

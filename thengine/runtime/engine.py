@@ -30,6 +30,7 @@ from ..domain import views
 from ..domain.commands import Command, Entries, Flags, Hunts, Leaderboard, Player, Query, Rejection
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
+from ..domain.codes import hunt_key
 from ..domain.definition import is_utf8
 from ..domain.result import Result
 from ..domain.rules import decide, evolve
@@ -129,6 +130,7 @@ class Engine:
                                    snapshot_events_per_player=config.snapshot_events_per_player,
                                    evict_after_s=config.evict_after_s)
         self.hunts = self.residency.hunts  # hunt_id -> its state, for every hunt in memory
+        self._code_secret = store.code_secret()  # (each hunt's code key comes from it: `_decide`)
         self._evicted = self.residency.evicted  # hunt_id -> its `hunts` summary, for those on disk only
         self._commands = RecentCommands(config.remember_commands)
         self._inflight: dict[str, tuple[str, Entry]] = {}
@@ -441,6 +443,8 @@ class Engine:
             digest = ""
         hunt_id = command.hunt_id
         state = self.hunts.get(hunt_id)
+        if state is not None and state.code_key is None:
+            state.code_key = hunt_key(self._code_secret, hunt_id)
         now = self.now()
         decision = decide(state, command, now=now)
         if isinstance(decision, Rejection):

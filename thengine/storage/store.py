@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
@@ -35,6 +36,7 @@ import attrs
 import orjson
 from attrs import Factory
 
+from thengine.domain.codes import CODE_SECRET_META_KEY
 from thengine.domain.events import StoredEvent
 from thengine.domain.shapes import SHAPES, upcast
 from thengine.errors import StorageError
@@ -732,6 +734,17 @@ class Store:
         update = "UPDATE SET value = excluded.value" if replace else "NOTHING"
         with self._transaction(what or f"writing meta {key!r}") as conn:
             conn.execute(f"INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO {update}", (key, value))
+
+    def code_secret(self) -> bytes:
+        """The secret of the database's printed codes (`thengine.domain.codes`), made now if
+        there is none. Never rotated: codes printed from it must keep working."""
+        stored = self.get_meta(CODE_SECRET_META_KEY)
+        if stored is None:
+            self.set_meta(CODE_SECRET_META_KEY, secrets.token_hex(32), replace=False,
+                          what="making the code secret")
+            stored = self.get_meta(CODE_SECRET_META_KEY)
+            assert stored is not None
+        return bytes.fromhex(stored)
 
     # -- the whole database -------------------------------------------------------
 
