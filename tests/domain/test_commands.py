@@ -9,7 +9,7 @@ import pytest
 
 from thengine.domain.commands import (
     COMMAND_TYPES, QUERY_TYPES, AdjustScore, AppealEntry, CheckIn, CreateHunt, EndHunt, Entries, ExtendHunt,
-    Flags, Hunt, JudgeEntry, SubmitEntry,
+    Flags, FreezeBoard, Hunt, JudgeEntry, SubmitEntry, UnfreezeBoard,
     Hunts, JoinHunt, Leaderboard, LeaveHunt, Player, Rejection, RemovePlayer, RequestHint,
     StartHunt, SubmitAnswer, parse_command, parse_query, to_json,
 )
@@ -43,6 +43,8 @@ COMMANDS = [
     JudgeEntry(hunt_id="h", entry_id="e1", verdict="accept"),
     JudgeEntry(hunt_id="h", entry_id="e1", verdict="reject", reason="not the right gate"),
     AppealEntry(hunt_id="h", player_id="p1", entry_id="e1", message="it is, look at the sign"),
+    FreezeBoard(hunt_id="h"),
+    UnfreezeBoard(hunt_id="h"),
     RequestHint(hunt_id="h", player_id="p1", clue_id="a"),
     ExtendHunt(hunt_id="h", ends_at=T0 + 1),
     RemovePlayer(hunt_id="h", player_id="p1", reason="cheating"),

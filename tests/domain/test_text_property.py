@@ -128,6 +128,8 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "judge_entry": {"hunt_id": "h", "entry_id": "e1", "verdict": "reject", "reason": "blurry"},
     "appeal_entry": {"hunt_id": "h", "player_id": "p1", "entry_id": "e1", "message": "look again"},
     "entries": {"hunt_id": "h", "status": "pending"},
+    "freeze_board": {"hunt_id": "h"},
+    "unfreeze_board": {"hunt_id": "h"},
 }
 assert set(TEMPLATES) == {*COMMAND_TYPES, *QUERY_TYPES} - {"create_hunt"}
 

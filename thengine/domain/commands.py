@@ -260,14 +260,34 @@ class AppealEntry:
     message: str = _kind("reason")
 
 
+@attrs.frozen(kw_only=True)
+class FreezeBoard:
+    """Freeze the public scoreboard: players see it as it stands now, admins the live one."""
+
+    TYPE: ClassVar[str] = "freeze_board"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+
+
+@attrs.frozen(kw_only=True)
+class UnfreezeBoard:
+    """Show players the live scoreboard again."""
+
+    TYPE: ClassVar[str] = "unfreeze_board"
+    ADMIN: ClassVar[bool] = True
+    hunt_id: str = _id()
+
+
 Command = Union[
     CreateHunt, StartHunt, EndHunt, JoinHunt, LeaveHunt, SubmitAnswer, CheckIn,
-    RequestHint, ExtendHunt, RemovePlayer, AdjustScore, SubmitEntry, JudgeEntry, AppealEntry,
+    RequestHint, ExtendHunt, RemovePlayer, AdjustScore, SubmitEntry, JudgeEntry, AppealEntry, FreezeBoard,
+    UnfreezeBoard,
 ]
 COMMAND_TYPES: dict[str, type] = {
     cls.TYPE: cls
     for cls in (CreateHunt, StartHunt, EndHunt, JoinHunt, LeaveHunt, SubmitAnswer, CheckIn,
-                RequestHint, ExtendHunt, RemovePlayer, AdjustScore, SubmitEntry, JudgeEntry, AppealEntry)
+                RequestHint, ExtendHunt, RemovePlayer, AdjustScore, SubmitEntry, JudgeEntry, AppealEntry,
+                FreezeBoard, UnfreezeBoard)
 }
 
 

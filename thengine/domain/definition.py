@@ -53,6 +53,7 @@ _HUNT_KEYS = (
     "order",
     "starts_at",
     "ends_at",
+    "freeze_at",
     "max_players",
     "wrong_answer_cooldown_s",
     "distance_hint",
@@ -156,6 +157,8 @@ class HuntDefinition:
     order: str
     clues: tuple[Clue, ...] = attrs.field(converter=tuple)
     starts_at: int | None = None
+    #: When the public scoreboard freezes (players then see it as it stood); None: never by itself.
+    freeze_at: int | None = None
     ends_at: int | None = None
     max_players: int | None = None
     wrong_answer_cooldown_s: int | None = None
@@ -190,6 +193,8 @@ class HuntDefinition:
             out["starts_at"] = format_ts(self.starts_at)
         if self.ends_at is not None:
             out["ends_at"] = format_ts(self.ends_at)
+        if self.freeze_at is not None:
+            out["freeze_at"] = format_ts(self.freeze_at)
         if self.max_players is not None:
             out["max_players"] = self.max_players
         if self.wrong_answer_cooldown_s is not None:
@@ -338,6 +343,13 @@ def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
         ends_at = parse_ts(raw_end, "ends_at", problems)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         problem(problems, "ends_at", "must be after starts_at", raw_end)
+    freeze_at = None
+    if (raw_freeze := optional(table, "freeze_at")) is not None:
+        freeze_at = parse_ts(raw_freeze, "freeze_at", problems)
+        if freeze_at is not None and ends_at is not None and freeze_at >= ends_at:
+            problem(problems, "freeze_at", "must be before ends_at", raw_freeze)
+        elif freeze_at is not None and starts_at is not None and freeze_at < starts_at:
+            problem(problems, "freeze_at", "must not be before starts_at", raw_freeze)
     max_players = cooldown = None
     if (raw := optional(table, "max_players")) is not None:
         max_players = int_at(raw, "max_players", problems, positive=True)
@@ -375,6 +387,7 @@ def _read_hunt(obj: object, problems: list[str]) -> HuntDefinition | None:
         order=order,
         clues=tuple(clues),
         starts_at=starts_at,
+        freeze_at=freeze_at,
         ends_at=ends_at,
         max_players=max_players,
         wrong_answer_cooldown_s=cooldown,

@@ -31,6 +31,7 @@ Event data, field by field (the contract; optional fields are omitted when unset
 - ``entry_accepted``: ``player_id`` (the submitter), ``team_id``?, ``clue_id``, ``points``,
   ``entry_id``: a solve, counted as ``clue_solved`` is
 - ``entry_rejected``: ``player_id``, ``team_id``?, ``clue_id``, ``entry_id``, ``reason`` (or null)
+- ``board_frozen``: ``by`` ("command" or "timer"); ``board_unfrozen``: ``by`` ("command")
 - ``entry_appealed``: ``player_id`` (the appealer), ``team_id``?, ``clue_id``, ``entry_id``, ``message``
 """
 
@@ -58,6 +59,8 @@ EVENT_TYPES = (
     "entry_accepted",
     "entry_rejected",
     "entry_appealed",
+    "board_frozen",
+    "board_unfrozen",
 )
 
 

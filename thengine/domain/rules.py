@@ -14,8 +14,9 @@ import math
 from typing import Any, Callable
 
 from .commands import (
-    AdjustScore, AppealEntry, CheckIn, Command, CreateHunt, EndHunt, ExtendHunt, JoinHunt, JudgeEntry,
-    LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
+    AdjustScore, AppealEntry, CheckIn, Command, CreateHunt, EndHunt, ExtendHunt, FreezeBoard, JoinHunt,
+    JudgeEntry, LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
+    UnfreezeBoard,
 )
 from . import codes
 from .definition import (
@@ -92,7 +93,17 @@ def decide(state: HuntState | None, command: Command, *, now: int) -> Decision:
     handler = _DECIDERS.get(type(command))
     if handler is None:
         return _reject("invalid_command", f"not a command: {type(command).__name__}")
-    return handler(state, command, now)
+    decision = handler(state, command, now)
+    if state.frozen is not None and not isinstance(decision, Rejection):
+        decision = [NewEvent(type=e.type, data={**e.data, "frozen": True}) if e.type in SCORING_EVENTS else e
+                    for e in decision]
+    return decision
+
+
+#: Events that change a score: decided while the board is frozen, they carry ``"frozen": true``,
+#: and players other than their own see them without points (`views.event_data`).
+SCORING_EVENTS = frozenset({"clue_solved", "entry_accepted", "treasure_found", "score_adjusted",
+                            "answer_wrong", "hint_revealed"})
 
 
 def _create(state: HuntState | None, command: CreateHunt, now: int) -> Decision:
@@ -434,6 +445,22 @@ def _appeal_entry(state: HuntState, command: AppealEntry, now: int) -> Decision:
                                                   "entry_id": entry.entry_id, "message": command.message})]
 
 
+# -- the scoreboard freeze ---------------------------------------------------------------
+
+def _freeze(state: HuntState, command: FreezeBoard, now: int) -> Decision:
+    if state.status == "ended":
+        return _reject("hunt_not_running", f"hunt {state.hunt_id!r} has ended: its board is final")
+    if state.frozen is not None:
+        return _reject("invalid_command", f"the board of hunt {state.hunt_id!r} is frozen already")
+    return [NewEvent(type="board_frozen", data={"by": "command"})]
+
+
+def _unfreeze(state: HuntState, command: UnfreezeBoard, now: int) -> Decision:
+    if state.frozen is None:
+        return _reject("invalid_command", f"the board of hunt {state.hunt_id!r} is not frozen")
+    return [NewEvent(type="board_unfrozen", data={"by": "command"})]
+
+
 _DECIDERS: dict[type, Callable[[HuntState, Any, int], Decision]] = {
     StartHunt: _start,
     EndHunt: _end,
@@ -448,6 +475,8 @@ _DECIDERS: dict[type, Callable[[HuntState, Any, int], Decision]] = {
     SubmitEntry: _submit_entry,
     JudgeEntry: _judge_entry,
     AppealEntry: _appeal_entry,
+    FreezeBoard: _freeze,
+    UnfreezeBoard: _unfreeze,
 }
 
 
@@ -596,6 +625,14 @@ def _on_flagged(state: HuntState, data: dict[str, Any], ts: int) -> None:
     state.flags.append({"seq": state.seq, "ts": ts, **data})
 
 
+def _on_frozen(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.freeze()
+
+
+def _on_unfrozen(state: HuntState, data: dict[str, Any], ts: int) -> None:
+    state.frozen = None
+
+
 def _on_adjusted(state: HuntState, data: dict[str, Any], ts: int) -> None:
     _score(state, _group_of(state, data), data["delta"], ts)
 
@@ -617,4 +654,6 @@ _APPLIERS: dict[str, Callable[[HuntState, dict[str, Any], int], None]] = {
     "entry_accepted": _on_accepted,
     "entry_rejected": _on_rejected,
     "entry_appealed": _on_appealed,
+    "board_frozen": _on_frozen,
+    "board_unfrozen": _on_unfrozen,
 }

@@ -23,7 +23,8 @@ from .versions import RULES, Rules, rules_for
 
 #: Bump when the snapshot layout changes; older snapshots are then ignored (full replay).
 #: 2: adds ``rules_version``. 3: adds ``flags`` and each player's last fix. 4: adds ``entries``.
-SNAPSHOT_FORMAT = 4
+#: 5: adds ``frozen``.
+SNAPSHOT_FORMAT = 5
 
 GroupKey = tuple[str, str]  # (kind, id): ("player", "p1") or ("team", "red")
 
@@ -157,6 +158,9 @@ class HuntState:
         # The key of the hunt's printed codes (`codes.hunt_key`): given by the engine before it
         # decides, never in an event or a snapshot. None: code clues cannot be solved here.
         self.code_key: bytes | None = None
+        # The board as it stood at a freeze (players see it), best first, as
+        # ``(-score, reached_ts, id, kind, solved)``; None while not frozen.
+        self.frozen: list[tuple[int, int, str, str, int]] | None = None
         # While a snapshot is built in slices: the players and groups that events changed since
         # it began, in the order first touched (dicts used as ordered sets).
         self.touched: tuple[dict[str, None], dict[GroupKey, None]] | None = None
@@ -180,6 +184,11 @@ class HuntState:
         if group.rank_key is None:
             return None
         return bisect_left(self.ranking, group.rank_key) + 1
+
+    def freeze(self) -> None:
+        """Keep the board as it stands now for players (`frozen`)."""
+        groups = self.groups
+        self.frozen = [(*key, groups[(key[3], key[2])].solved) for key in self.ranking]
 
     def group_at(self, rank_key: tuple[int, int, str, str]) -> Group:
         return self.groups[(rank_key[3], rank_key[2])]
@@ -222,6 +231,7 @@ def snapshot_data(state: HuntState, groups: Any, players: Any) -> dict[str, Any]
         "ends_at": state.ends_at,
         "flags": list(state.flags),
         "entries": [entry.row() for entry in state.entries.values()],
+        "frozen": None if state.frozen is None else [list(row) for row in state.frozen],
         "groups": groups,
         "players": players,
     }
@@ -291,6 +301,7 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
         state.players[player_id] = player
         state.active_players += active
     state.flags = list(data["flags"])
+    state.frozen = None if data["frozen"] is None else [tuple(row) for row in data["frozen"]]  # type: ignore[misc]
     for entry_id, player_id, clue_id, status, text, media, submitted_ts, reason, appealed, appeal in data["entries"]:
         entry = Entry(entry_id, player_id, state.players[player_id].group, clue_id, text, media, submitted_ts)
         entry.status, entry.reason, entry.appealed, entry.appeal = status, reason, appealed, appeal

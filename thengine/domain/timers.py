@@ -1,4 +1,4 @@
-"""Timed lifecycle: what a due ``starts_at`` / ``ends_at`` timer means for a hunt.
+"""Timed lifecycle: what a due ``starts_at`` / ``ends_at`` / ``freeze_at`` timer means for a hunt.
 
 Timers are durable (the runtime keeps them in the database); when one falls due the
 runtime asks `decide_timer`, so the start or end is an ordinary logged event that
@@ -13,6 +13,7 @@ from .state import HuntState
 
 START = "start"
 END = "end"
+FREEZE = "freeze"
 
 
 def timers_for(definition: HuntDefinition) -> list[tuple[str, int]]:
@@ -22,6 +23,8 @@ def timers_for(definition: HuntDefinition) -> list[tuple[str, int]]:
         out.append((START, definition.starts_at))
     if definition.ends_at is not None:
         out.append((END, definition.ends_at))
+    if definition.freeze_at is not None:
+        out.append((FREEZE, definition.freeze_at))
     return out
 
 
@@ -33,4 +36,6 @@ def decide_timer(state: HuntState | None, kind: str, due_ts: int) -> list[NewEve
         return [NewEvent(type="hunt_started", data={"by": "timer"})]
     if kind == END and state.status != "ended" and state.ends_at == due_ts:
         return [NewEvent(type="hunt_ended", data={"by": "timer"})]
+    if kind == FREEZE and state.status != "ended" and state.frozen is None and due_ts == state.definition.freeze_at:
+        return [NewEvent(type="board_frozen", data={"by": "timer"})]
     return []

@@ -30,27 +30,52 @@ def entry(state: HuntState, group: Group, rank: int) -> dict[str, Any]:
             "solved": group.solved, "reached_ts": group.reached_ts}
 
 
-def leaderboard(state: HuntState, limit: int, *, offset: int = 0,
-                around: str | None = None) -> dict[str, Any] | Rejection:
+def leaderboard(state: HuntState, limit: int, *, offset: int = 0, around: str | None = None,
+                frozen: bool = False) -> dict[str, Any] | Rejection:
     """A page of the ranking: ``{"hunt_id", "total", "offset", "entries": [...]}``.
 
     Each entry is ``{"rank", "id", "kind", "score", "solved", "reached_ts"}``, best
     first. The page starts at `offset`, or, with `around` (a player or team id), is the
     `limit` entries centred on that player's (or team's) entry, as close to the middle
-    as the ends of the ranking allow.
+    as the ends of the ranking allow. `frozen` (the player view): while the board is
+    frozen, the board as it stood at the freeze, with ``"frozen": true``.
     """
-    ranking = state.ranking
-    total = len(ranking)
+    board = state.frozen if frozen else None
+    total = len(board) if board is not None else len(state.ranking)
     if around is not None:
-        group = ranked_group(state, around)
-        if group is None:
+        index = _index_on(state, around, board)
+        if index is None:
             return Rejection(code="not_joined",
                              message=f"around: no player or team {around!r} on the leaderboard of {state.hunt_id!r}")
-        index = state.rank_of(group) - 1  # type: ignore[operator]
         offset = max(0, min(index - (limit - 1) // 2, total - limit))
+    if board is not None:
+        entries = [{"rank": rank, "id": id, "kind": kind, "score": -score, "solved": solved, "reached_ts": reached}
+                   for rank, (score, reached, id, kind, solved) in enumerate(board[offset:offset + limit],
+                                                                              start=offset + 1)]
+        return {"hunt_id": state.hunt_id, "total": total, "offset": offset, "entries": entries, "frozen": True}
     entries = [entry(state, state.group_at(key), rank)
-               for rank, key in enumerate(ranking[offset:offset + limit], start=offset + 1)]
+               for rank, key in enumerate(state.ranking[offset:offset + limit], start=offset + 1)]
     return {"hunt_id": state.hunt_id, "total": total, "offset": offset, "entries": entries}
+
+
+def _index_on(state: HuntState, around: str, board: list[tuple[int, int, str, str, int]] | None) -> int | None:
+    """Where the entry of `around` (a player's group, or a team) is: in `board`, or the live ranking."""
+    group = ranked_group(state, around)
+    if board is None:
+        return None if group is None else state.rank_of(group) - 1  # type: ignore[operator]
+    if group is None:
+        member = state.players.get(around)
+        group = member.group if member is not None else state.groups.get(("team", around))
+    if group is None:
+        return None
+    return next((n for n, row in enumerate(board) if row[2] == group.id and row[3] == group.kind), None)
+
+
+def frozen_rank(state: HuntState, group: Group) -> int | None:
+    """`group`'s rank on the frozen board (None: not on it)."""
+    assert state.frozen is not None
+    return next((n for n, row in enumerate(state.frozen, start=1) if row[2] == group.id and row[3] == group.kind),
+                None)
 
 
 def ranked_group(state: HuntState, player_or_team: str) -> Group | None:
@@ -60,8 +85,15 @@ def ranked_group(state: HuntState, player_or_team: str) -> Group | None:
     return group if group is not None and group.rank_key is not None else None
 
 
-def own_entry(state: HuntState, player_or_team: str) -> dict[str, Any] | None:
-    """The leaderboard entry of a player (or their team), or of a team; None if unranked."""
+def own_entry(state: HuntState, player_or_team: str, *, frozen: bool = False) -> dict[str, Any] | None:
+    """The leaderboard entry of a player (or their team), or of a team; None if unranked.
+    `frozen`: on the frozen board, while there is one."""
+    if frozen and state.frozen is not None:
+        index = _index_on(state, player_or_team, state.frozen)
+        if index is None:
+            return None
+        score, reached, id, kind, solved = state.frozen[index]
+        return {"rank": index + 1, "id": id, "kind": kind, "score": -score, "solved": solved, "reached_ts": reached}
     group = ranked_group(state, player_or_team)
     return None if group is None else entry(state, group, state.rank_of(group))  # type: ignore[arg-type]
 
@@ -155,7 +187,8 @@ def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
         "status": "removed" if member.removed else "active" if member.active else "left",
         "hunt_status": state.status,
         "score": group.score,
-        "rank": state.rank_of(group),
+        "rank": state.rank_of(group) if state.frozen is None else frozen_rank(state, group),
+        "board_frozen": state.frozen is not None,
         "solved": group.solved,
         "reached_ts": group.reached_ts,
         "treasure_found": group.treasure_ts is not None,
@@ -209,14 +242,25 @@ def event_data(event: StoredEvent, view: str, *, own: bool = False) -> dict[str,
         return event.data
     if event.type == "hunt_created":
         return {**event.data, "definition": redact_definition(event.data["definition"])}
-    if not own and event.type in _PRIVATE_FIELDS:
-        hidden = _PRIVATE_FIELDS[event.type]
-        return {k: v for k, v in event.data.items() if k not in hidden}
-    return event.data
+    if own:
+        return event.data
+    data = event.data
+    if data.get("frozen"):
+        data = {k: v for k, v in data.items() if k not in _SCORE_FIELDS}
+    hidden = _PRIVATE_FIELDS.get(event.type)
+    if hidden is not None:
+        return {k: v for k, v in data.items() if k not in hidden}
+    return data
+
+
+#: What a scoring event decided while the board was frozen hides from other players.
+_SCORE_FIELDS = ("points", "score", "delta", "time_bonus", "penalty", "charged")
 
 
 def private_to(event: StoredEvent) -> str | None:
     """The player who alone (with admins) sees all of `event`, if it has private fields."""
+    if event.data.get("frozen"):
+        return event.data.get("player_id")
     hidden = _PRIVATE_FIELDS.get(event.type)
     if hidden is None or not any(field in event.data for field in hidden):
         return None

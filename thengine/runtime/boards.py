@@ -58,6 +58,7 @@ class Watcher(Protocol):
     """What a ticker feeds: the embedded `BoardWatch`, or a server connection's watch."""
 
     whose: str | None  # the player (or team) whose entry is ``me``; None: no ``me``
+    frozen_view: bool  # a player's: sees the frozen board while the hunt's is frozen
 
     def offer(self, board: Board, me: dict[str, Any] | None) -> None:
         """Take the newest board (synchronously; never blocks)."""
@@ -69,14 +70,15 @@ class Watcher(Protocol):
 class _Feed:
     """One ticker and the watchers it feeds."""
 
-    __slots__ = ("key", "watchers", "fresh", "last_entries", "last_me", "wake")
+    __slots__ = ("key", "watchers", "fresh", "last_entries", "last_me", "last_view", "wake")
 
     def __init__(self, key: FeedKey) -> None:
         self.key = key
         self.watchers: dict[Watcher, None] = {}
         self.fresh: dict[Watcher, None] = {}  # added since the last tick: no board yet
-        self.last_entries: list[dict[str, Any]] | None = None
+        self.last_entries: dict[bool, list[dict[str, Any]]] = {}  # per view (frozen or live): last sent
         self.last_me: dict[Watcher, dict[str, Any] | None] = {}
+        self.last_view: dict[Watcher, bool] = {}  # whether each watcher's last board was the frozen one
         self.wake = trio.Event()  # a watcher came or went
 
 
@@ -113,6 +115,7 @@ class BoardFeeds:
             feed.watchers.pop(watcher, None)
             feed.fresh.pop(watcher, None)
             feed.last_me.pop(watcher, None)
+            feed.last_view.pop(watcher, None)
             if not feed.watchers:
                 feed.wake.set()  # (an empty feed ends at once)
 
@@ -160,22 +163,33 @@ class BoardFeeds:
             board = Board(hunt_id, 0, 0, [])
             mes: list[dict[str, Any] | None] = [None] * len(targets)
         else:
-            page = views.leaderboard(state, limit)
-            assert isinstance(page, dict)
-            board = Board(hunt_id, state.seq, page["total"], page["entries"])
-            mes = [None if w.whose is None else views.own_entry(state, w.whose) for w in targets]
-        await self._engine.committer.wait_committed(board.seq)  # nothing shown before it is durable
-        entries_changed = everyone and board.entries != feed.last_entries
-        if everyone:
-            feed.last_entries = board.entries
+            boards: dict[bool, Board] = {}
+            views_of = [w.frozen_view and state.frozen is not None for w in targets]
+            for frozen in set(views_of):
+                page = views.leaderboard(state, limit, frozen=frozen)
+                assert isinstance(page, dict)
+                boards[frozen] = Board(hunt_id, state.seq, page["total"], page["entries"])
+            mes = [None if w.whose is None else views.own_entry(state, w.whose, frozen=w.frozen_view)
+                   for w in targets]
+        await self._engine.committer.wait_committed(state.seq if state is not None else 0)  # only what is durable
+        changed: dict[bool, bool] = {}
+        if state is not None:
+            for frozen, one in boards.items():
+                changed[frozen] = everyone and one.entries != feed.last_entries.get(frozen)
+                if everyone:
+                    feed.last_entries[frozen] = one.entries
         last_me, fresh, watchers = feed.last_me, feed.fresh, feed.watchers
-        for watcher, me in zip(targets, mes):
+        for n, (watcher, me) in enumerate(zip(targets, mes)):
             if watcher not in watchers:
                 continue  # left while we waited
-            if entries_changed or watcher in fresh or me != last_me[watcher]:
+            view = views_of[n] if state is not None else False
+            shown = boards[view] if state is not None else board
+            if (changed.get(view, False) or watcher in fresh or me != last_me[watcher]
+                    or feed.last_view.get(watcher, view) != view):
                 last_me[watcher] = me
+                feed.last_view[watcher] = view
                 fresh.pop(watcher, None)
-                watcher.offer(board, me)
+                watcher.offer(shown, me)
 
 
 class BoardUpdate:
@@ -210,6 +224,8 @@ class BoardWatch:
     Only the newest update is kept: a reader that falls behind skips boards, never
     queues them. Iteration ends when the engine closes.
     """
+
+    frozen_view = False  # (embedded: the game server sees the live board)
 
     def __init__(self, whose: str | None) -> None:
         self.whose = whose

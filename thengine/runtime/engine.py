@@ -247,7 +247,8 @@ class Engine:
                 return Result.rejected("unknown_hunt", f"no hunt {query.hunt_id!r}")
             seq = state.seq
             if isinstance(query, Leaderboard):
-                answer = views.leaderboard(state, query.limit, offset=query.offset, around=query.around)
+                answer = views.leaderboard(state, query.limit, offset=query.offset, around=query.around,
+                                           frozen=view != views.ADMIN)
             elif isinstance(query, Player):
                 answer = views.player(state, query.player_id)
             elif isinstance(query, HuntQuery):

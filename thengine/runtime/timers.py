@@ -17,7 +17,7 @@ import trio
 
 from ..domain.events import StoredEvent
 from ..domain.state import HuntState
-from ..domain.timers import END, START, timers_for
+from ..domain.timers import END, FREEZE, START, timers_for
 from .committer import Entry
 
 
@@ -50,7 +50,9 @@ class TimerQueue:
         elif event.type == "hunt_started":
             entry.timers_deleted.append((hunt_id, START))
         elif event.type == "hunt_ended":
-            entry.timers_deleted.extend([(hunt_id, START), (hunt_id, END)])
+            entry.timers_deleted.extend([(hunt_id, START), (hunt_id, END), (hunt_id, FREEZE)])
+        elif event.type == "board_frozen":
+            entry.timers_deleted.append((hunt_id, FREEZE))
 
     async def run(self, fire: Callable[[str, str, int], Awaitable[bool]], *,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -43,16 +43,18 @@ _Item = Union[bytes, tuple[SubHandle, int, bytes]]  # a reply, or (subscription,
 class BoardSlot:
     """One watch of one connection: the engine's board watcher, keeping the newest board unsent."""
 
-    __slots__ = ("outbox", "id", "hunt_id", "limit", "interval_s", "whose", "prefix", "board", "me", "closed")
+    __slots__ = ("outbox", "id", "hunt_id", "limit", "interval_s", "whose", "frozen_view", "prefix", "board", "me",
+                 "closed")
 
     def __init__(self, outbox: Outbox, sub_id: Any, *, hunt_id: str, limit: int, interval_s: float,
-                 whose: str | None) -> None:
+                 whose: str | None, frozen_view: bool = False) -> None:
         self.outbox = outbox
         self.id = sub_id
         self.hunt_id = hunt_id
         self.limit = limit
         self.interval_s = interval_s
         self.whose = whose  # the player (or team) whose entry is ``me``; None: ``me`` is null
+        self.frozen_view = frozen_view  # a player's watch: the frozen board while there is one
         self.prefix = protocol.leaderboard_prefix(sub_id)
         self.board: Board | None = None  # the newest board not yet written
         self.me: dict[str, Any] | None = None

@@ -326,7 +326,7 @@ class Session:
         whose = self.player_id if self.role != "admin" else around
         interval_s = request.interval_ms / 1000
         slot = BoardSlot(self.outbox, request.id, hunt_id=request.hunt_id, limit=request.limit,
-                         interval_s=interval_s, whose=whose)
+                         interval_s=interval_s, whose=whose, frozen_view=self.role != "admin")
         try:
             await self.engine.start_watch(slot, request.hunt_id, limit=request.limit, interval_s=interval_s)
         except UnknownHunt as exc:
