@@ -282,3 +282,27 @@ async def test_verify_skips_a_snapshot_of_an_older_format_and_says_so(tmp_path: 
     assert result.stdout == (f"verified {total - older} snapshots ({older} of an older format skipped) "
                              f"over {log.last_seq} events: no divergence\n")
     assert json.loads(invoke("replay", log.path, "--verify", "--json").stdout)["skipped_snapshots"] == older
+
+
+async def test_json_adds_the_frozen_board_while_the_board_is_frozen(tmp_path: Path) -> None:
+    from thengine.domain.commands import CreateHunt, FreezeBoard, JoinHunt, StartHunt, SubmitAnswer
+    from thengine.domain.definition import parse_definition
+
+    db = tmp_path / "f.db"
+    hunt = {"id": "f", "title": "F", "order": "any",
+            "clues": [{"id": "a", "prompt": "a?", "points": 100, "answers": ["a"]},
+                      {"id": "b", "prompt": "b?", "points": 5, "answers": ["b"]}]}
+    async with open_engine(db) as engine:
+        for command in (CreateHunt(definition=parse_definition(hunt)), StartHunt(hunt_id="f"),
+                        JoinHunt(hunt_id="f", player_id="ann"), JoinHunt(hunt_id="f", player_id="bob"),
+                        SubmitAnswer(hunt_id="f", player_id="ann", clue_id="a", answer="a"),
+                        FreezeBoard(hunt_id="f"),
+                        SubmitAnswer(hunt_id="f", player_id="bob", clue_id="a", answer="a"),
+                        SubmitAnswer(hunt_id="f", player_id="bob", clue_id="b", answer="b")):
+            assert (await engine.submit(command)).ok
+    answer = replay_json(db)["hunts"]["f"]
+    assert [(e["id"], e["score"]) for e in answer["leaderboard"]] == [("bob", 105), ("ann", 100)]
+    assert [(e["id"], e["score"]) for e in answer["frozen_leaderboard"]] == [("ann", 100), ("bob", 0)]
+    before = replay_json(db, "--until", 5)["hunts"]["f"]
+    assert "frozen_leaderboard" not in before
+    assert "board frozen" in invoke("replay", db).stdout

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from thengine.domain import views
 from thengine.domain.commands import (
     REJECTION_CODES, AdjustScore, AppealEntry, CheckIn, CreateHunt, EndHunt, ExtendHunt, JoinHunt, JudgeEntry,
-    LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
+    FreezeBoard, LeaveHunt, Rejection, RemovePlayer, RequestHint, StartHunt, SubmitAnswer, SubmitEntry,
+    UnfreezeBoard,
 )
 from thengine.domain.definition import format_ts, parse_definition
 from thengine.domain.events import EVENT_TYPES, NewEvent, StoredEvent
-from thengine.domain.rules import decide, distance_m, evolve
+from thengine.domain.rules import SCORING_EVENTS, decide, distance_m, evolve
 from thengine.domain.state import HuntState, from_snapshot, pack_progress, to_snapshot, unpack_progress
 from thengine.domain.timers import END, START, decide_timer, timers_for
 
@@ -110,7 +111,7 @@ entry_no = st.integers(1, 3)  # entry ids e1..e3: sometimes not (yet) submitted
 
 #: Op kinds with their weights (out of 100): most of a hunt is its middle.
 OP_WEIGHTS = [
-    ("solve", 20), ("wrong", 15), ("entry", 3), ("judge", 5), ("appeal", 2), ("next_hint", 8), ("far", 4), ("answer", 8), ("check_in", 4),
+    ("solve", 20), ("wrong", 13), ("freeze", 1), ("unfreeze", 1), ("entry", 3), ("judge", 5), ("appeal", 2), ("next_hint", 8), ("far", 4), ("answer", 8), ("check_in", 4),
     ("hint", 4), ("join", 8), ("leave", 4), ("adjust", 3), ("remove", 2), ("extend", 3),
     ("start", 2), ("timers", 2), ("end", 2), ("create", 1),
 ]
@@ -228,6 +229,10 @@ def command_for(op: tuple[Any, ...], definition: dict[str, Any], now: int,
         return JudgeEntry(hunt_id=HUNT, entry_id=f"e{op[1]}", verdict=op[2], reason="random")
     if kind == "appeal":
         return AppealEntry(hunt_id=HUNT, player_id=op[1], entry_id=f"e{op[2]}", message="please")
+    if kind == "freeze":
+        return FreezeBoard(hunt_id=HUNT)
+    if kind == "unfreeze":
+        return UnfreezeBoard(hunt_id=HUNT)
     if kind == "leave":
         return LeaveHunt(hunt_id=HUNT, player_id=op[1])
     if kind == "start":
@@ -420,6 +425,28 @@ def check_check_ins(state: HuntState, log: list[StoredEvent]) -> None:
     assert [f["seq"] for f in state.flags] == [e.seq for e in log if e.type == "implausible_move"]
 
 
+def check_freeze(state: HuntState, log: list[StoredEvent]) -> None:
+    """Scoring events decided while frozen say so; the frozen board is the board at the freeze."""
+    frozen_at: int | None = None
+    for event in log:
+        if event.type == "board_frozen":
+            frozen_at = event.seq
+        elif event.type == "board_unfrozen":
+            frozen_at = None
+        elif event.type in SCORING_EVENTS:
+            assert event.data.get("frozen", False) == (frozen_at is not None), event
+    assert (state.frozen is None) == (frozen_at is None)
+    if frozen_at is not None:
+        at_freeze = None
+        for event in log:
+            at_freeze = evolve(at_freeze, event)
+            if event.seq == frozen_at:
+                break
+        assert state.frozen == at_freeze.frozen  # type: ignore[union-attr]
+        page = views.leaderboard(at_freeze, 1000)  # type: ignore[arg-type]
+        assert views.leaderboard(state, 1000, frozen=True)["entries"] == page["entries"]
+
+
 def check_ranking(state: HuntState) -> None:
     """A total order by (-score, reached_ts, id), holding exactly the groups with members."""
     with_members = [g for g in state.groups.values() if g.members]
@@ -458,6 +485,7 @@ def test_random_play_keeps_every_promise_of_the_rules(definition, script):
 
     check_scores(state, log)
     check_check_ins(state, log)
+    check_freeze(state, log)
     check_ranking(state)
     check_ranking(restored)
 

@@ -23,7 +23,7 @@ def definition(hunt_id: str = "h", *, clues: int = 3, **fields: Any):
         "clues": [{"id": f"c{i}", "prompt": f"prompt {i}", "answers": [f"a{i}"], "points": 10 * (i + 1),
                    "hints": [{"text": f"hint {i}", "penalty": 1}]}
                   for i in range(clues)],
-        **{k: format_ts(v) if k in ("starts_at", "ends_at") else v for k, v in fields.items()},
+        **{k: format_ts(v) if k in ("starts_at", "ends_at", "freeze_at") else v for k, v in fields.items()},
     })
 
 

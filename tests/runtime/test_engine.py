@@ -644,3 +644,19 @@ async def test_a_big_hunt_is_snapshotted_in_slices_while_commands_go_on(tmp_path
     log = [e for e in log_of(db) if e.version <= snapshot.version]
     assert decode_snapshot(snapshot.state) == replayed(log)["h"]
     assert snapshot.seq == log[-1].seq
+
+
+async def test_freeze_at_freezes_the_board_by_a_durable_timer_that_survives_a_restart(tmp_path, patient_clock):
+    db = tmp_path / "e.db"
+    async with open_engine(db, clock=trio_clock, **QUIET) as engine:
+        await running_hunt(engine, freeze_at=T0 + 60_000, ends_at=T0 + 600_000)
+        await engine.submit(join("h", "ann"))
+    async with open_engine(db, clock=trio_clock, **QUIET) as engine:  # (the timer came back from disk)
+        await trio.sleep(61)
+        assert engine.hunts["h"].frozen is not None
+        await engine.submit(answer("h", "ann", 0))
+        live = await engine.query(Leaderboard(hunt_id="h"))
+        shown = await engine.query(Leaderboard(hunt_id="h"), view="player")
+        assert [e["score"] for e in live["entries"]] == [10] and [e["score"] for e in shown["entries"]] == [0]
+        assert shown["frozen"] is True and "frozen" not in live
+    assert [(e.type, e.data.get("by")) for e in log_of(db) if e.type == "board_frozen"] == [("board_frozen", "timer")]

@@ -243,6 +243,10 @@ def _as_json(result: ReplayResult, states: list[HuntState], limit: int, offset: 
             "total": page["total"],
             "leaderboard": page["entries"],
         }
+        if state.frozen is not None:
+            frozen = views.leaderboard(state, limit, offset=offset, frozen=True)
+            assert isinstance(frozen, dict)
+            item["frozen_leaderboard"] = frozen["entries"]
         if players:
             item["player"] = players.get(state.hunt_id)
         hunts[state.hunt_id] = item
@@ -274,7 +278,8 @@ def _count(n: int, noun: str) -> str:
 
 def _print_hunt(state: HuntState, limit: int, offset: int) -> None:
     definition = state.definition
-    click.echo(f"{state.hunt_id}  {definition.title}")
+    frozen = "  (board frozen: players see the frozen board, --json adds it)" if state.frozen is not None else ""
+    click.echo(f"{state.hunt_id}  {definition.title}{frozen}")
     click.echo(f"  {state.status}, version {state.version}, {_count(state.active_players, 'player')}, "
                f"{_count(len(definition.clues), 'clue')}")
     page = _page(state, limit, offset)
