@@ -1,4 +1,4 @@
-"""The plain HTTP GETs of the server's port: /metrics, /healthz and the browser client.
+"""The plain HTTP GETs of the server's port: /metrics, /healthz, the browser client and /admin.
 
 websockets' `ServerProtocol` parses the request; this module only decides the
 `Response`. ``/v1`` is the WebSocket endpoint: a request there that is not an
@@ -18,6 +18,7 @@ from . import protocol
 
 WEBSOCKET_PATH = "/v1"
 CLIENT_PATHS = ("/", "/client", "/client.html")
+ADMIN_PATHS = ("/admin", "/admin.html")
 _TEXT = "text/plain; charset=utf-8"
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 426: "Upgrade Required",
             503: "Service Unavailable"}
@@ -40,7 +41,9 @@ class Endpoints:
                  health: Callable[[], tuple[dict[str, Any], bool]]) -> None:
         self._metrics = metrics
         self._health = health
-        self._html = resources.files("thengine.server").joinpath("static/client.html").read_bytes()
+        static = resources.files("thengine.server").joinpath("static")
+        self._html = static.joinpath("client.html").read_bytes()
+        self._admin = static.joinpath("admin.html").read_bytes()  # the organisers' dashboard
 
     def respond(self, request: Request) -> Response:
         """The response to a request that is not a WebSocket upgrade."""
@@ -57,6 +60,8 @@ class Endpoints:
             status, body, ctype = (503 if shutting_down else 200), protocol.dumps(report).encode(), "application/json"
         elif path in CLIENT_PATHS:
             status, body, ctype = 200, self._html, "text/html; charset=utf-8"
+        elif path in ADMIN_PATHS:
+            status, body, ctype = 200, self._admin, "text/html; charset=utf-8"
         elif path == WEBSOCKET_PATH:
             status, body, ctype = 426, b"/v1 is a WebSocket endpoint\n", _TEXT
             extra.append(("Upgrade", "websocket"))
