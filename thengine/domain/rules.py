@@ -630,7 +630,7 @@ def _on_frozen(state: HuntState, data: dict[str, Any], ts: int) -> None:
 
 
 def _on_unfrozen(state: HuntState, data: dict[str, Any], ts: int) -> None:
-    state.frozen = None
+    state.set_frozen(None)
 
 
 def _on_adjusted(state: HuntState, data: dict[str, Any], ts: int) -> None:

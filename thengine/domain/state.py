@@ -161,6 +161,7 @@ class HuntState:
         # The board as it stood at a freeze (players see it), best first, as
         # ``(-score, reached_ts, id, kind, solved)``; None while not frozen.
         self.frozen: list[tuple[int, int, str, str, int]] | None = None
+        self.frozen_rank: dict[GroupKey, int] = {}  # (kind, id) -> 0-based place on `frozen`
         # While a snapshot is built in slices: the players and groups that events changed since
         # it began, in the order first touched (dicts used as ordered sets).
         self.touched: tuple[dict[str, None], dict[GroupKey, None]] | None = None
@@ -188,7 +189,12 @@ class HuntState:
     def freeze(self) -> None:
         """Keep the board as it stands now for players (`frozen`)."""
         groups = self.groups
-        self.frozen = [(*key, groups[(key[3], key[2])].solved) for key in self.ranking]
+        self.set_frozen([(*key, groups[(key[3], key[2])].solved) for key in self.ranking])
+
+    def set_frozen(self, board: list[tuple[int, int, str, str, int]] | None) -> None:
+        """Freeze on `board`, or (None) unfreeze; keeps `frozen_rank` in step."""
+        self.frozen = board
+        self.frozen_rank = {} if board is None else {(row[3], row[2]): n for n, row in enumerate(board)}
 
     def group_at(self, rank_key: tuple[int, int, str, str]) -> Group:
         return self.groups[(rank_key[3], rank_key[2])]
@@ -301,7 +307,7 @@ def from_snapshot(data: dict[str, Any]) -> HuntState:
         state.players[player_id] = player
         state.active_players += active
     state.flags = list(data["flags"])
-    state.frozen = None if data["frozen"] is None else [tuple(row) for row in data["frozen"]]  # type: ignore[misc]
+    state.set_frozen(None if data["frozen"] is None else [tuple(row) for row in data["frozen"]])  # type: ignore[misc]
     for entry_id, player_id, clue_id, status, text, media, submitted_ts, reason, appealed, appeal in data["entries"]:
         entry = Entry(entry_id, player_id, state.players[player_id].group, clue_id, text, media, submitted_ts)
         entry.status, entry.reason, entry.appealed, entry.appeal = status, reason, appealed, appeal

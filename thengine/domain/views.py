@@ -68,14 +68,13 @@ def _index_on(state: HuntState, around: str, board: list[tuple[int, int, str, st
         group = member.group if member is not None else state.groups.get(("team", around))
     if group is None:
         return None
-    return next((n for n, row in enumerate(board) if row[2] == group.id and row[3] == group.kind), None)
+    return state.frozen_rank.get(group.key)
 
 
 def frozen_rank(state: HuntState, group: Group) -> int | None:
     """`group`'s rank on the frozen board (None: not on it)."""
-    assert state.frozen is not None
-    return next((n for n, row in enumerate(state.frozen, start=1) if row[2] == group.id and row[3] == group.kind),
-                None)
+    index = state.frozen_rank.get(group.key)
+    return None if index is None else index + 1
 
 
 def ranked_group(state: HuntState, player_or_team: str) -> Group | None:
