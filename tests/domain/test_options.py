@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from thengine.domain import views
-from thengine.domain.rules import distance_m
+from thengine.domain.geo import distance_m
 from thengine.domain.definition import parse_definition
 from thengine.domain.state import from_snapshot, to_snapshot
 from thengine.domain.versions import RULES

@@ -22,7 +22,8 @@ from thengine.domain.commands import (
 )
 from thengine.domain.definition import format_ts, parse_definition
 from thengine.domain.events import EVENT_TYPES, NewEvent, StoredEvent
-from thengine.domain.rules import SCORING_EVENTS, decide, distance_m, evolve
+from thengine.domain.geo import distance_m
+from thengine.domain.rules import SCORING_EVENTS, decide, evolve
 from thengine.domain.state import HuntState, from_snapshot, pack_progress, to_snapshot, unpack_progress
 from thengine.domain.timers import END, START, decide_timer, timers_for
 

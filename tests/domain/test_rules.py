@@ -10,7 +10,8 @@ import pytest
 from thengine.domain.versions import RULES_VERSION
 from thengine.domain.definition import parse_definition
 from thengine.domain.events import StoredEvent
-from thengine.domain.rules import distance_m, evolve
+from thengine.domain.geo import distance_m
+from thengine.domain.rules import evolve
 from thengine.domain.timers import END, START, decide_timer, timers_for
 
 from .play import (

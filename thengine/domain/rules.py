@@ -23,22 +23,14 @@ from .definition import (
     MAX_DEFINITION_BYTES, Clue, format_ts, normalize_answer, parse_definition, parse_ts,
 )
 from .events import NewEvent, StoredEvent
+from .geo import distance_m, implied_speed_kmh, too_far_message
 from .state import Entry, Group, HuntState, PlayerState, note_touched
 from .versions import RULES_VERSION, rules_for
 
 #: Wrong answers on one clue that start a cooldown (when the hunt sets one).
 WRONG_ANSWERS_BEFORE_COOLDOWN = 3
-EARTH_RADIUS_M = 6_371_008.8
 
 Decision = list[NewEvent] | Rejection
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle (haversine) distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def _reject(code: str, message: str) -> Rejection:
@@ -287,7 +279,7 @@ def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
                                          f"{options.max_accuracy_m:g} m or better: wait for a better fix")
     distance = distance_m(command.lat, command.lon, place.lat, place.lon)
     if distance + (accuracy or 0) > place.radius_m:
-        message = _too_far_message(state.definition.distance_hint, clue.id, distance, place.radius_m)
+        message = too_far_message(state.definition.distance_hint, clue.id, distance, place.radius_m)
         if accuracy:
             message += (f"; your fix is accurate to {accuracy:g} m, so its whole circle must be inside:"
                         " move closer or wait for a better fix")
@@ -309,36 +301,13 @@ def _implausible(command: CheckIn, player: PlayerState, max_speed_kmh: float, cl
     assert player.fix_lat is not None and player.fix_lon is not None and player.fix_ts is not None
     moved = distance_m(player.fix_lat, player.fix_lon, command.lat, command.lon)
     seconds = (now - player.fix_ts) / 1000
-    if seconds > 0:
-        speed: float | None = moved / seconds * 3.6
-    else:
-        speed = None if moved > 0 else 0.0  # None: infinite (somewhere else in no time)
+    speed = implied_speed_kmh(moved, seconds)
     if speed is not None and speed <= max_speed_kmh:
         return []
     return [NewEvent(type="implausible_move", data={
         **_who(command.player_id, player), "clue_id": clue_id, "distance_m": round(moved, 1),
         "seconds": seconds, "speed_kmh": None if speed is None else round(speed, 1),
         "max_speed_kmh": max_speed_kmh})]
-
-
-#: Upper bounds (metres) of the "warmer/colder" bands a hunt with ``distance_hint = "bands"``
-#: may tell a player; beyond the last one the band is "1000 m or more".
-DISTANCE_BANDS_M = (50, 100, 250, 500, 1000)
-
-
-def _too_far_message(distance_hint: str, clue_id: str, distance: float, radius_m: float) -> str:
-    """What a check-in outside the geofence tells the player.
-
-    Never the distance itself: three exact distances from made-up places would give the
-    clue's place away by trilateration. A hunt may opt in to coarse bands, which still
-    leak a little with every try (the per-player rate limit bounds how fast).
-    """
-    where = f"not at clue {clue_id!r} yet; check in within {radius_m:g} m"
-    if distance_hint != "bands":
-        return where
-    band = next((f"under {bound} m" for bound in DISTANCE_BANDS_M if distance < bound),
-                f"{DISTANCE_BANDS_M[-1]} m or more")
-    return f"{where} (you are {band} away)"
 
 
 def _hint(state: HuntState, command: RequestHint, now: int) -> Decision:

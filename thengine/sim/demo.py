@@ -28,7 +28,7 @@ from ..domain.commands import (
     SubmitAnswer, SubmitEntry,
 )
 from ..domain.definition import Clue, HuntDefinition, parse_hunt_toml
-from ..domain.rules import distance_m
+from ..domain.geo import distance_m
 from ..domain.result import Result
 from ..runtime.engine import Engine, open_engine
 
