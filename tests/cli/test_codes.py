@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from PIL import Image
+
 from thengine import open_engine
 from thengine.domain.codes import code_for, hunt_key, solves
 from thengine.domain.commands import CreateHunt, JoinHunt, StartHunt, SubmitAnswer
@@ -47,6 +49,9 @@ async def test_a_scanned_code_solves_its_clue_and_nothing_in_another_hunt(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == ["gate.png", "gate.svg", "index.html", "well.png", "well.svg"]
     gate, well = scan(out / "gate.png"), scan(out / "well.png")
     assert gate != well and len(gate) <= 256
+    png = Image.open(out / "gate.png").convert("L")
+    strip = png.crop((0, png.width, png.width, png.height))  # below the square code: its caption
+    assert png.height > png.width + 20 and min(strip.getdata()) < 100
     svg = (out / "gate.svg").read_text()
     assert "The north gate" in svg and "Clue 2" in (out / "well.svg").read_text()  # a title, or "Clue N"
     sheet = (out / "index.html").read_text()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import io
 import os
 from pathlib import Path
 
 import click
 import segno
+from PIL import Image, ImageDraw, ImageFont
 
 from ..domain.codes import code_for, hunt_key
 from ..domain.definition import Clue, parse_definition
@@ -70,8 +72,9 @@ def hunt_codes(db: str, hunt_id: str, out_dir: str, url_prefix: str) -> None:
             raise BadInput(f"--url-prefix: too long, the scanned text would be {len(text)} characters "
                            f"(at most {MAX_SCAN_LEN})")
         qr = segno.make(text, error="q")
-        qr.save(out / f"{clue.id}.png", scale=10, border=4)
-        svg = _captioned_svg(qr, _caption(clue, number))
+        caption = _caption(clue, number)
+        _captioned_png(qr, caption).save(out / f"{clue.id}.png")
+        svg = _captioned_svg(qr, caption)
         (out / f"{clue.id}.svg").write_text(svg, encoding="utf-8")
         cards.append((clue, svg))
     (out / "index.html").write_text(_sheet(definition.title, cards), encoding="utf-8")
@@ -81,6 +84,21 @@ def hunt_codes(db: str, hunt_id: str, out_dir: str, url_prefix: str) -> None:
 
 def _caption(clue: Clue, number: int) -> str:
     return clue.title or f"Clue {number}"
+
+
+def _captioned_png(qr: segno.QRCode, caption: str) -> Image.Image:
+    """The code as a PNG with `caption` under it (Pillow's own font: nothing to install)."""
+    buffer = io.BytesIO()
+    qr.save(buffer, kind="png", scale=10, border=4)
+    code = Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+    font = ImageFont.load_default(size=28)
+    left, top, right, bottom = font.getbbox(caption)
+    width = max(code.width, right - left + 40)
+    sheet = Image.new("L", (width, code.height + bottom - top + 40), 255)
+    sheet.paste(code, ((width - code.width) // 2, 0))
+    ImageDraw.Draw(sheet).text(((width - (right - left)) // 2 - left, code.height + 10 - top), caption,
+                               fill=0, font=font)
+    return sheet
 
 
 def _captioned_svg(qr: segno.QRCode, caption: str) -> str:
