@@ -23,6 +23,7 @@ import trio
 from ..domain.commands import CreateHunt, Rejection, StartHunt
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.definition import MAX_DEFINITION_BYTES, parse_hunt_toml
+from ..cluster.config import ClusterError
 from ..errors import DefinitionError, EngineLocked, StorageError, ThengineError, leaves
 from ..runtime.engine import Engine, open_engine
 from ..storage import migrations
@@ -502,7 +503,10 @@ class Duration(click.ParamType):
               help="How long the token is valid: seconds, or 90s, 15m, 24h, 7d.")
 @click.option("--rotate-secret", is_flag=True,
               help="Replace DB's signing secret first: every token issued before stops working.")
-def token(db: str, role: str | None, player_id: str | None, ttl: int, rotate_secret: bool) -> None:
+@click.option("--cluster", "cluster_file", metavar="CLUSTER.toml",
+              help="Sign with the cluster's shared secret (its secret_file) instead of DB's: valid on every node.")
+def token(db: str, role: str | None, player_id: str | None, ttl: int, rotate_secret: bool,
+          cluster_file: str | None) -> None:
     """Issue an access token for the network server, signed with DB's secret.
 
     Only the token is printed on stdout, so `TOKEN=$(thengine token ...)` works;
@@ -514,6 +518,7 @@ def token(db: str, role: str | None, player_id: str | None, ttl: int, rotate_sec
       thengine token hunts.db --role player --player p1
       thengine token hunts.db --role admin --ttl 1h
       thengine token hunts.db --rotate-secret
+      thengine token --cluster cluster.toml --role admin
     """
     if role is None and not rotate_secret:
         fail("give --role admin|player (or --rotate-secret)")
@@ -527,6 +532,18 @@ def token(db: str, role: str | None, player_id: str | None, ttl: int, rotate_sec
         except ValueError as exc:
             fail(str(exc).replace("player_id:", "--player:", 1))
     now_s = int(time.time())
+    if cluster_file is not None:
+        if rotate_secret:
+            fail("--rotate-secret works on one database; a cluster's secret is its secret_file")
+        from .cluster import load
+
+        try:
+            secret = load(cluster_file).read_secret()
+        except ClusterError as exc:
+            fail("; ".join(exc.problems))
+        assert role is not None
+        click.echo(issue(secret, role=role, player_id=player_id, ttl_s=ttl, now_s=now_s))
+        return
     with open_store(db, readonly=False) as store:
         if rotate_secret:
             secret = new_secret()

@@ -1,0 +1,110 @@
+"""`thengine cluster ...`: make and inspect a cluster of nodes hosting partitions of hunts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ..cluster.config import (
+    DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, Node, parse_listen, spread,
+)
+from ..domain.fields import ID_PATTERN
+from ..server.tokens import SECRET_META_KEY, encode_secret, new_secret
+from ..storage.store import Store
+from ..errors import StorageError
+from ._group import BadInput, main
+from .admin import SubGroup
+
+
+@main.group(cls=SubGroup)
+def cluster() -> None:
+    """Run hunts over several nodes: `thengine cluster init`."""
+
+
+@cluster.command("init")
+@click.argument("path", metavar="CLUSTER.toml")
+@click.option("--partitions", type=click.IntRange(1, MAX_PARTITIONS), default=DEFAULT_PARTITIONS,
+              show_default=True, help="Partitions of hunts, fixed for the cluster's life (a hunt's is crc32(id) % P).")
+@click.option("--node", "nodes", multiple=True, required=True, metavar="NAME=HOST:PORT",
+              help="A node and its listen address; repeat for each. Partitions go round-robin in this order.")
+@click.option("--secret-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The token secret every node shares (made if missing). Default: cluster.secret next to the file.")
+def cluster_init(path: str, partitions: int, nodes: tuple[str, ...], secret_file: str | None) -> None:
+    """Write CLUSTER.toml and create each partition's database next to it.
+
+    Partitions are spread round-robin over the nodes in the order given: with
+    --node a=... --node b=..., node a hosts 0, 2, 4... and b hosts 1, 3, 5... Every
+    partition database gets the cluster's token secret, so a token works on any node.
+
+    \b
+    Example:
+      thengine cluster init cluster.toml --partitions 8 --node a=127.0.0.1:8801 --node b=127.0.0.1:8802
+    """
+    file = Path(path).absolute()
+    if file.exists():
+        raise BadInput(f"{path} already exists; not overwriting a cluster file")
+    if not file.parent.is_dir():
+        raise BadInput(f"cannot create {path}: no directory {file.parent}")
+    problems: list[str] = []
+    parsed: list[tuple[str, tuple[str, int]]] = []
+    for spec in nodes:
+        name, sep, listen = spec.partition("=")
+        if not sep or not ID_PATTERN.fullmatch(name):
+            problems.append(f"--node: must be NAME=HOST:PORT with a name of letters, digits, '_-.:', got {spec!r}")
+            continue
+        address = parse_listen(listen, f"--node {name}", problems)
+        if address is not None:
+            parsed.append((name, address))
+    names = [name for name, _ in parsed]
+    if len(set(names)) != len(names):
+        problems.append(f"--node: each node needs its own name, got {', '.join(names)}")
+    if len({address for _, address in parsed}) != len(parsed):
+        problems.append("--node: each node needs its own HOST:PORT")
+    if problems:
+        raise BadInput("; ".join(problems))
+    if len(parsed) > partitions:
+        raise BadInput(f"--partitions {partitions} is fewer than the {len(parsed)} nodes: a node would host nothing")
+    secret_path = Path(secret_file).absolute() if secret_file else file.parent / "cluster.secret"
+    secret = _secret(secret_path)
+    hosted = spread(partitions, names)
+    made = Cluster(path=file, partitions=partitions, secret_file=secret_path,
+                   nodes={name: Node(name=name, host=host, port=port, partitions=hosted[name])
+                          for name, (host, port) in parsed})
+    (file.parent / PARTITIONS_DIR).mkdir(exist_ok=True)
+    for partition in range(partitions):
+        db = made.db_path(partition)
+        try:
+            with Store.open(db) as store:  # creates it, or migrates one left from before
+                store.set_meta(SECRET_META_KEY, encode_secret(secret), what="storing the cluster's token secret")
+        except StorageError as exc:
+            raise BadInput(str(exc)) from exc
+    file.write_text(made.to_toml(), encoding="utf-8")
+    for node in made.nodes.values():
+        click.echo(f"node {node.name} at {node.listen}: partitions {', '.join(map(str, node.partitions))}")
+    click.echo(f"wrote {path} ({partitions} partitions in {file.parent / PARTITIONS_DIR}/, "
+               f"token secret in {secret_path})")
+
+
+def _secret(path: Path) -> bytes:
+    """The secret in `path`, or a new one written there (readable by its owner only)."""
+    if path.exists():
+        try:
+            return bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise BadInput(f"--secret-file {path}: not a secret thengine wrote ({exc})") from None
+    secret = new_secret()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(encode_secret(secret) + "\n")
+    return secret
+
+
+def load(path: str) -> Cluster:
+    """The cluster file at `path`, or a one-line (or one per problem) bad-input error."""
+    try:
+        from ..cluster.config import load_cluster
+        return load_cluster(path)
+    except ClusterError as exc:
+        raise BadInput("; ".join(exc.problems)) from None
