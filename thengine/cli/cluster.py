@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..cluster import haproxy
 from ..cluster.config import (
     DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, Node, parse_listen, spread,
 )
@@ -85,6 +86,30 @@ def cluster_init(path: str, partitions: int, nodes: tuple[str, ...], secret_file
         click.echo(f"node {node.name} at {node.listen}: partitions {', '.join(map(str, node.partitions))}")
     click.echo(f"wrote {path} ({partitions} partitions in {file.parent / PARTITIONS_DIR}/, "
                f"token secret in {secret_path})")
+
+
+@cluster.command("haproxy")
+@click.argument("path", metavar="CLUSTER.toml")
+@click.option("--listen", required=True, metavar="HOST:PORT", help="Where HAProxy listens for clients.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory for haproxy.cfg and partitions.map (made if missing).")
+def cluster_haproxy(path: str, listen: str, out_dir: str) -> None:
+    """Write DIR/haproxy.cfg and DIR/partitions.map for the cluster.
+
+    Clients connect to ws://LISTEN/v1?hunt=H and reach the node hosting H's partition;
+    /metrics?node=a is node a's metrics; every node is health-checked on /healthz.
+    Run it with `haproxy -f DIR/haproxy.cfg -D -p PIDFILE`, from any directory.
+
+    
+    Example:
+      thengine cluster haproxy cluster.toml --listen 127.0.0.1:8800 --out lb/
+    """
+    made = load(path)
+    problems: list[str] = []
+    if parse_listen(listen, "--listen", problems) is None:
+        raise BadInput(problems[0])
+    written = haproxy.write(made, listen=listen, out=Path(out_dir))
+    click.echo(f"wrote {', '.join(str(p) for p in written)}; run: haproxy -f {written[0].absolute()} -D -p PIDFILE")
 
 
 def _secret(path: Path) -> bytes:
