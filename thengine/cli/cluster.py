@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cluster import haproxy
+from ..cluster import haproxy, litestream
 from ..cluster.config import (
     DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, Node, parse_listen, spread,
 )
@@ -110,6 +110,44 @@ def cluster_haproxy(path: str, listen: str, out_dir: str) -> None:
         raise BadInput(problems[0])
     written = haproxy.write(made, listen=listen, out=Path(out_dir))
     click.echo(f"wrote {', '.join(str(p) for p in written)}; run: haproxy -f {written[0].absolute()} -D -p PIDFILE")
+
+
+@cluster.command("litestream")
+@click.argument("path", metavar="CLUSTER.toml")
+@click.option("--node", "node_name", required=True, metavar="NAME", help="The node whose partitions to replicate.")
+@click.option("--replica", required=True, metavar="URL",
+              help="Where replicas go: file:///DIR, or s3://BUCKET/PREFIX (one sub-path per partition).")
+@click.option("--sync-interval", default=litestream.DEFAULT_SYNC_INTERVAL, show_default=True, metavar="DURATION",
+              help="How often new writes ship: at most this much acknowledged work is lost with the machine.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the config here (default: print it).")
+def cluster_litestream(path: str, node_name: str, replica: str, sync_interval: str, out_file: str | None) -> None:
+    """Write node NAME's Litestream config: each of its partitions to its own replica.
+
+    Litestream is asynchronous: a machine lost for good loses the commands acknowledged
+    within the last --sync-interval. Restore a partition with
+    `litestream restore -config FILE -o NEW.db PARTITION.db`.
+
+    \b
+    Example:
+      thengine cluster litestream cluster.toml --node a --replica file:///backups/thengine --out a.yml
+      litestream replicate -config a.yml
+    """
+    made = load(path)
+    try:
+        node = made.node(node_name)
+    except ClusterError as exc:
+        raise BadInput(exc.problems[0]) from None
+    if not replica.startswith(("file:///", "s3://", "gs://", "abs://", "sftp://")):
+        raise BadInput(f"--replica: must be a Litestream replica URL such as file:///DIR or s3://BUCKET/PATH, "
+                       f"got {replica!r}")
+    text = litestream.config(made, node, replica=replica, sync_interval=sync_interval)
+    if out_file is None:
+        click.echo(text, nl=False)
+    else:
+        Path(out_file).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out_file}: {len(node.partitions)} partitions of node {node.name}; "
+                   f"run: litestream replicate -config {out_file}")
 
 
 def _secret(path: Path) -> bytes:
