@@ -9,7 +9,8 @@ import click
 
 from ..cluster import haproxy, litestream
 from ..cluster.config import (
-    DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, Node, parse_listen, spread,
+    DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, Node, load_cluster, parse_listen,
+    spread,
 )
 from ..domain.fields import ID_PATTERN
 from ..server.tokens import SECRET_META_KEY, encode_secret, new_secret
@@ -167,7 +168,6 @@ def _secret(path: Path) -> bytes:
 def load(path: str) -> Cluster:
     """The cluster file at `path`, or a one-line (or one per problem) bad-input error."""
     try:
-        from ..cluster.config import load_cluster
         return load_cluster(path)
     except ClusterError as exc:
         raise BadInput("; ".join(exc.problems)) from None
