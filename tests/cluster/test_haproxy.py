@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import trio
 
 from thengine.client import connect
 from thengine.cluster.config import load_cluster, partition_of
