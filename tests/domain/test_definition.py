@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thengine.domain.definition import (
-    ID_PATTERN,
     MAX_ANSWER_LEN,
     MAX_CLUES,
     MAX_DEFINITION_BYTES,
@@ -24,6 +23,7 @@ from thengine.domain.definition import (
     parse_hunt_toml,
     parse_ts,
 )
+from thengine.domain.fields import ID_PATTERN
 from thengine.errors import DefinitionError
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "hunts"

@@ -295,7 +295,7 @@ def test_any_text_in_a_hunt_definition_is_created_and_encodes_or_is_refused_nami
 @settings(max_examples=300, deadline=None)
 @given(text=any_text)
 def test_the_text_rule_is_exactly_what_utf8_can_hold(text: str) -> None:
-    from thengine.domain.definition import escape_surrogates, is_utf8
+    from thengine.domain.fields import escape_surrogates, is_utf8
 
     assert is_utf8(text) is encodable(text)
     assert escape_surrogates(text) == escaped(text)

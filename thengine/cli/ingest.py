@@ -22,7 +22,7 @@ import click
 import trio
 
 from ..domain.commands import Rejection, parse_command
-from ..domain.definition import NOT_UTF8, escape_surrogates, is_utf8
+from ..domain.fields import NOT_UTF8, escape_surrogates, is_utf8
 from ..domain.result import Result
 from ..runtime.engine import Engine, Ticket
 from ._group import DEFAULT_DB, Failure, fail, main

@@ -15,10 +15,8 @@ from typing import Any, ClassVar, Union
 import attrs
 
 from ..errors import DefinitionError
-from .definition import (
-    ID_PATTERN, MAX_ANSWER_LEN, NOT_UTF8, HuntDefinition, definition_problems, escape_surrogates, format_ts,
-    is_utf8, parse_definition, parse_ts,
-)
+from .definition import MAX_ANSWER_LEN, HuntDefinition, definition_problems, format_ts, parse_definition, parse_ts
+from .fields import ID_PATTERN, NOT_UTF8, escape_surrogates, is_utf8
 
 #: Every rejection code a `Result` may carry.
 REJECTION_CODES = (

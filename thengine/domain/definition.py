@@ -25,9 +25,9 @@ from thengine.errors import DefinitionError
 
 from .options import NO_OPTIONS, OPTION_KEYS, Options, read_options
 
-from .fields import (  # noqa: F401 - ID_PATTERN, NOT_UTF8 and is_utf8 are imported from here
-    ID_PATTERN, NOT_UTF8, SHOW, check_keys, escape_surrogates, id_at, int_at, is_utf8, list_at,
-    number_at, optional, problem, table_at, text_at, utf8_len,
+from .fields import (
+    SHOW, check_keys, escape_surrogates, id_at, int_at, list_at, number_at, optional, problem, table_at, text_at,
+    utf8_len,
 )
 
 MAX_CLUES = 500

@@ -31,7 +31,7 @@ from ..domain.commands import Command, Entries, Flags, Hunts, Leaderboard, Playe
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
 from ..domain.codes import hunt_key
-from ..domain.definition import is_utf8
+from ..domain.fields import is_utf8
 from ..domain.result import Result
 from ..domain.rules import decide, evolve
 from ..domain.state import HuntState

@@ -28,7 +28,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from ..domain.commands import Command, Query, Rejection, to_json
-from ..domain.definition import escape_surrogates
+from ..domain.fields import escape_surrogates
 from ..domain.events import StoredEvent
 from ..domain.result import Result
 from ..errors import SubscriberTooSlow, UnknownHunt, leaves

@@ -31,7 +31,7 @@ import attrs
 
 from ..domain import views
 from ..domain.commands import COMMAND_TYPES, QUERY_TYPES, Command, Query, Rejection, invalid, parse_command, parse_query
-from ..domain.definition import ID_PATTERN, NOT_UTF8, escape_surrogates, is_utf8
+from ..domain.fields import ID_PATTERN, NOT_UTF8, escape_surrogates, is_utf8
 from ..domain.events import StoredEvent
 from ..domain.result import Result
 from ..storage import codec

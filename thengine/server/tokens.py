@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from ..domain.definition import ID_PATTERN
+from ..domain.fields import ID_PATTERN
 from ..errors import ThengineError
 
 SECRET_META_KEY = "token_secret"
