@@ -140,3 +140,15 @@ def test_the_config_runs_from_any_directory_and_names_nothing_outside_its_own(tm
     checked = subprocess.run(["haproxy", "-c", "-f", str(out / "haproxy.cfg")], capture_output=True, text=True,
                              cwd="/")
     assert checked.returncode == 0, checked.stderr
+
+
+async def test_a_command_for_a_hunt_of_another_node_is_wrong_partition(proxied) -> None:
+    url, cluster_file, _ = proxied
+    token = invoke("token", "--cluster", cluster_file, "--role", "admin").stdout.strip()
+    here = next(h for h in (f"w-{n}" for n in range(50)) if partition_of(h, 2) == 0)
+    there = next(h for h in (f"w-{n}" for n in range(50)) if partition_of(h, 2) == 1)
+    async with connect(f"{url}?hunt={here}", token) as client:  # routed to partition 0's node
+        refused = await client.submit(hunt(there))
+        assert refused.error is not None and refused.error.code == "wrong_partition"
+        assert f"?hunt={there}" in refused.error.message
+        assert (await client.submit(hunt(here))).ok

@@ -9,7 +9,7 @@ import click
 
 from ..cluster import haproxy, litestream
 from ..cluster.config import (
-    DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, Node, load_cluster, parse_listen,
+    DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITION_META_KEY, PARTITIONS_DIR, Cluster, ClusterError, Node, load_cluster, parse_listen,
     spread,
 )
 from ..domain.fields import ID_PATTERN
@@ -80,6 +80,7 @@ def cluster_init(path: str, partitions: int, nodes: tuple[str, ...], secret_file
         try:
             with Store.open(db) as store:  # creates it, or migrates one left from before
                 store.set_meta(SECRET_META_KEY, encode_secret(secret), what="storing the cluster's token secret")
+                store.set_meta(PARTITION_META_KEY, f"{partition}/{partitions}", what="storing the partition number")
         except StorageError as exc:
             raise BadInput(str(exc)) from exc
     file.write_text(made.to_toml(), encoding="utf-8")

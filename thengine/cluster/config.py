@@ -46,6 +46,20 @@ class ClusterError(ThengineError):
         self.problems = problems
 
 
+#: The meta key a partition's database keeps its place in: ``"N/P"`` (partition N of P).
+PARTITION_META_KEY = "cluster_partition"
+
+
+def parse_partition(text: str | None) -> tuple[int, int] | None:
+    """``(N, P)`` from a `PARTITION_META_KEY` value; None for a database outside a cluster."""
+    if text is None:
+        return None
+    number, _, count = text.partition("/")
+    if not (number.isdigit() and count.isdigit() and 0 <= int(number) < int(count)):
+        raise ValueError(f"meta {PARTITION_META_KEY} must be N/P, got {text!r}")
+    return int(number), int(count)
+
+
 def partition_of(hunt_id: str, partitions: int) -> int:
     """The partition that owns `hunt_id`: ``crc32(hunt_id) % partitions``, as HAProxy computes it."""
     return zlib.crc32(hunt_id.encode()) % partitions

@@ -39,6 +39,7 @@ REJECTION_CODES = (
     "no_more_submissions",
     "unknown_entry",
     "not_appealable",
+    "wrong_partition",
     "overloaded",
     "rate_limited",
     "forbidden",

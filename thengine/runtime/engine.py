@@ -30,6 +30,7 @@ from ..domain import views
 from ..domain.commands import Command, Entries, Flags, Hunts, Leaderboard, Player, Query, Rejection
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.events import StoredEvent
+from ..cluster.config import PARTITION_META_KEY, parse_partition, partition_of
 from ..domain.codes import hunt_key
 from ..domain.fields import is_utf8
 from ..domain.result import Result
@@ -131,6 +132,8 @@ class Engine:
                                    evict_after_s=config.evict_after_s)
         self.hunts = self.residency.hunts  # hunt_id -> its state, for every hunt in memory
         self._code_secret = store.code_secret()  # (each hunt's code key comes from it: `_decide`)
+        # (N, P) when the database is partition N of a cluster's P: it decides only its own hunts.
+        self.partition = parse_partition(store.get_meta(PARTITION_META_KEY))
         self._evicted = self.residency.evicted  # hunt_id -> its `hunts` summary, for those on disk only
         self._commands = RecentCommands(config.remember_commands)
         self._inflight: dict[str, tuple[str, Entry]] = {}
@@ -244,7 +247,9 @@ class Engine:
             await self._ensure_loaded(query.hunt_id)
             state = self.hunts.get(query.hunt_id)
             if state is None:
-                return Result.rejected("unknown_hunt", f"no hunt {query.hunt_id!r}")
+                refused = self._elsewhere(query.hunt_id) if self.partition is not None else None
+                return Result(ok=False, error=refused) if refused is not None else Result.rejected(
+                    "unknown_hunt", f"no hunt {query.hunt_id!r}")
             seq = state.seq
             if isinstance(query, Leaderboard):
                 answer = views.leaderboard(state, query.limit, offset=query.offset, around=query.around,
@@ -444,6 +449,10 @@ class Engine:
             digest = ""
         hunt_id = command.hunt_id
         state = self.hunts.get(hunt_id)
+        if state is None and self.partition is not None and (refused := self._elsewhere(hunt_id)) is not None:
+            entry.result = Result(ok=False, error=refused)
+            self.committer.append(entry)
+            return
         if state is not None and state.code_key is None:
             state.code_key = hunt_key(self._code_secret, hunt_id)
         now = self.now()
@@ -474,6 +483,17 @@ class Engine:
             entry.on_commit = remember
         entry.result = Result(ok=True, events=tuple(entry.events))
         self.committer.append(entry)
+
+    def _elsewhere(self, hunt_id: str) -> Rejection | None:
+        """``wrong_partition`` for a hunt this partition does not own (None: it is ours)."""
+        assert self.partition is not None
+        mine, count = self.partition
+        theirs = partition_of(hunt_id, count)
+        if theirs == mine:
+            return None
+        return Rejection(code="wrong_partition", message=(
+            f"hunt {hunt_id!r} belongs to partition {theirs} of {count}, not to this one ({mine}): "
+            f"connect with ?hunt={hunt_id} through the cluster's load balancer"))
 
     def _repeat(self, entry: Entry, command: Command, command_id: str, digest: str,
                 known: CommandRecord | tuple[str, Entry]) -> None:
