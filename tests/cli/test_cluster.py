@@ -78,3 +78,13 @@ def test_a_wrong_cluster_file_lists_every_problem(tmp_path: Path) -> None:
     assert "9 is not a partition" in text and "1 is hosted by node a too" in text
     assert "also node a's" in text and "partitions [2, 3] are hosted by no node" in text
     assert_error(invoke("token", "--cluster", tmp_path / "none.toml", "--role", "admin"), 2, "no cluster file")
+
+
+def test_status_says_which_nodes_are_down_and_still_reads_their_partitions(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    assert invoke("cluster", "init", path, "--partitions", 2, "--node", "a=127.0.0.1:9",
+                  "--node", "b=127.0.0.1:7").exit_code == 0  # (nothing listens on those ports)
+    result = invoke("cluster", "status", path, "--window", "0.1")
+    assert result.exit_code == 0, result.stderr
+    assert "node a at 127.0.0.1:9: DOWN, - commands/s" in result.stdout
+    assert "partition   1: 0 hunts, 0 events, seq 0" in result.stdout

@@ -6,6 +6,7 @@ database; the proxy's config and map come from `thengine cluster haproxy`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import trio
 
 from thengine.client import connect
 from thengine.cluster.config import load_cluster, partition_of
@@ -152,3 +154,24 @@ async def test_a_command_for_a_hunt_of_another_node_is_wrong_partition(proxied) 
         assert refused.error is not None and refused.error.code == "wrong_partition"
         assert f"?hunt={there}" in refused.error.message
         assert (await client.submit(hunt(here))).ok
+
+
+async def test_status_shows_each_node_its_partitions_hunts_and_commands_per_second(proxied) -> None:
+    url, cluster_file, ports = proxied
+    token = invoke("token", "--cluster", cluster_file, "--role", "admin").stdout.strip()
+    made = [f"s-{n}" for n in range(6)]
+    for hunt_id in made:
+        async with connect(f"{url}?hunt={hunt_id}", token) as client:
+            assert (await client.submit(hunt(hunt_id))).ok
+    result = await trio.to_thread.run_sync(lambda: invoke("cluster", "status", cluster_file, "--json",
+                                                          "--window", "0.3"))
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["partitions"] == 2 and set(report["nodes"]) == {"a", "b"}
+    for name, node in report["nodes"].items():
+        assert node["up"] is True and node["commands_per_s"] is not None and node["commands_per_s"] >= 0
+        [part] = node["partitions"]
+        assert part["hunts"] == sum(1 for h in made if partition_of(h, 2) == part["partition"])
+        assert node["seq"] == part["last_seq"] > 0
+    table = invoke("cluster", "status", cluster_file, "--window", "0.1").stdout
+    assert re.search(r"^node a at 127\.0\.0\.1:\d+: up, [\d.,]+ commands/s$", table, re.M), table

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import click
 
 from ..cluster import haproxy, litestream
+from ..cluster.status import status as cluster_status_of
 from ..cluster.config import (
     DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITION_META_KEY, PARTITIONS_DIR, Cluster, ClusterError, Node, load_cluster, parse_listen,
     spread,
@@ -17,7 +19,7 @@ from ..server.tokens import SECRET_META_KEY, encode_secret, new_secret
 from ..storage.store import Store
 from ..errors import StorageError
 from ._group import BadInput, main
-from .admin import SubGroup
+from .admin import SubGroup, human_bytes
 
 
 @main.group(cls=SubGroup)
@@ -150,6 +152,37 @@ def cluster_litestream(path: str, node_name: str, replica: str, sync_interval: s
         Path(out_file).write_text(text, encoding="utf-8")
         click.echo(f"wrote {out_file}: {len(node.partitions)} partitions of node {node.name}; "
                    f"run: litestream replicate -config {out_file}")
+
+
+@cluster.command("status")
+@click.argument("path", metavar="CLUSTER.toml")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+@click.option("--window", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, metavar="S",
+              help="Seconds between the two /metrics samples that give commands/s.")
+def cluster_status(path: str, as_json: bool, window: float) -> None:
+    """Show each node: up or down, its partitions with their hunts and events, commands/s.
+
+    Reads the partition databases read-only and asks each node for /healthz and /metrics,
+    so it works while the cluster runs (and says which nodes are down).
+
+    \b
+    Example:
+      thengine cluster status cluster.toml
+    """
+    report = cluster_status_of(load(path), window=window)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"{report['cluster']}: {report['partitions']} partitions")
+    for name, node in report["nodes"].items():
+        rate = "-" if node["commands_per_s"] is None else f"{node['commands_per_s']:,.1f}"
+        click.echo(f"node {name} at {node['listen']}: {'up' if node['up'] else 'DOWN'}, {rate} commands/s")
+        for part in node["partitions"]:
+            if "error" in part:
+                click.echo(f"  partition {part['partition']:>3}: {part['error']}")
+            else:
+                click.echo(f"  partition {part['partition']:>3}: {part['hunts']:,} hunts, {part['events']:,} events, "
+                           f"seq {part['last_seq']:,}, {human_bytes(part['db_bytes'])}")
 
 
 def _secret(path: Path) -> bytes:
