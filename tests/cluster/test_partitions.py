@@ -8,6 +8,7 @@ from thengine import open_engine
 from thengine.cluster.config import load_cluster, partition_of
 from thengine.domain.commands import CreateHunt, JoinHunt, Leaderboard
 from thengine.domain.definition import parse_definition
+from thengine.storage.store import Store
 
 from ..cli.helpers_replay import assert_error, invoke
 
@@ -53,3 +54,16 @@ def test_hunt_add_to_the_wrong_partition_is_refused(tmp_path: Path) -> None:
     assert_error(invoke("hunt", "add", cluster.db_path(0), path), 2, "wrong_partition")
     result = invoke("hunt", "add", cluster.db_path(1), path)
     assert result.exit_code == 0, result.stderr
+
+
+def test_hunt_add_with_a_cluster_goes_to_the_hunt_s_partition(tmp_path: Path) -> None:
+    cluster = cluster_of(tmp_path)
+    hunt_id = ids_on(2, 4, 1)[0]
+    path = tmp_path / "h.toml"
+    path.write_text(f'id = "{hunt_id}"\ntitle = "T"\n[[clues]]\nid = "c"\nprompt = "?"\npoints = 1\nanswers = ["x"]\n')
+    result = invoke("hunt", "add", "--cluster", cluster.path, path, "--start")
+    assert result.exit_code == 0, result.stderr
+    assert f"partition 2 (node {cluster.owner(2).name})" in result.stderr
+    with Store.open(cluster.db_path(2), readonly=True) as store:
+        assert store.hunt_ids() == [hunt_id]
+    assert_error(invoke("hunt", "add", "--cluster", cluster.path, cluster.db_path(0), path), 2, "only FILE.toml")

@@ -23,7 +23,7 @@ import trio
 from ..domain.commands import CreateHunt, Rejection, StartHunt
 from ..domain.commands import Hunt as HuntQuery
 from ..domain.definition import MAX_DEFINITION_BYTES, parse_hunt_toml
-from ..cluster.config import ClusterError
+from ..cluster.config import ClusterError, partition_of
 from ..errors import DefinitionError, EngineLocked, StorageError, ThengineError, leaves
 from ..runtime.engine import Engine, open_engine
 from ..storage import migrations
@@ -318,8 +318,11 @@ def hunt() -> None:
 @hunt.command("add")
 @click.argument("paths", nargs=-1, metavar="[DB] FILE.toml")
 @click.option("--start", is_flag=True, help="Start the hunt at once (otherwise players may join, and it waits for start_hunt or its starts_at).")
+@click.option("--cluster", "cluster_file", metavar="CLUSTER.toml",
+              help="Add it to its partition's database in this cluster (instead of DB).")
 @remote_options
-def hunt_add(paths: tuple[str, ...], start: bool, url: str | None, token: str | None) -> None:
+def hunt_add(paths: tuple[str, ...], start: bool, cluster_file: str | None, url: str | None,
+             token: str | None) -> None:
     """Validate the hunt file FILE.toml and create its hunt in DB.
 
     With one argument it is the hunt file and DB is ./thengine.db. Every problem in
@@ -332,7 +335,10 @@ def hunt_add(paths: tuple[str, ...], start: bool, url: str | None, token: str | 
     Examples:
       thengine hunt add hunts.db examples/hunts/old-town.toml --start
       thengine hunt add old-town.toml
+      thengine hunt add --cluster cluster.toml old-town.toml
     """
+    if cluster_file is not None and len(paths) != 1:
+        fail("with --cluster, give only FILE.toml: the hunt goes to its partition's database")
     db, file = split_db_args(paths, "FILE.toml")
     check_remote(url, token)
     try:
@@ -349,6 +355,14 @@ def hunt_add(paths: tuple[str, ...], start: bool, url: str | None, token: str | 
         fail(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})")
     except DefinitionError as exc:
         fail_each([f"{file}: {problem}" for problem in exc.problems])
+    if cluster_file is not None:
+        from .cluster import load
+
+        made = load(cluster_file)
+        partition = partition_of(definition.id, made.partitions)
+        db = str(made.db_path(partition))
+        click.echo(f"hunt {definition.id} belongs to partition {partition} (node {made.owner(partition).name})",
+                   err=True)
     summary = run_async(_add_hunt, db, CreateHunt(definition=definition), start, url, token)
     click.echo(summary)
 
