@@ -43,32 +43,39 @@ def leaderboard(state: HuntState, limit: int, *, offset: int = 0, around: str | 
     board = state.frozen if frozen else None
     total = len(board) if board is not None else len(state.ranking)
     if around is not None:
-        index = _index_on(state, around, board)
+        index = _frozen_index(state, around) if board is not None else _live_index(state, around)
         if index is None:
             return Rejection(code="not_joined",
                              message=f"around: no player or team {around!r} on the leaderboard of {state.hunt_id!r}")
         offset = max(0, min(index - (limit - 1) // 2, total - limit))
     if board is not None:
-        entries = [{"rank": rank, "id": id, "kind": kind, "score": -score, "solved": solved, "reached_ts": reached}
-                   for rank, (score, reached, id, kind, solved) in enumerate(board[offset:offset + limit],
-                                                                              start=offset + 1)]
+        entries = [_frozen_entry(row, rank) for rank, row in enumerate(board[offset:offset + limit], start=offset + 1)]
         return {"hunt_id": state.hunt_id, "total": total, "offset": offset, "entries": entries, "frozen": True}
     entries = [entry(state, state.group_at(key), rank)
                for rank, key in enumerate(state.ranking[offset:offset + limit], start=offset + 1)]
     return {"hunt_id": state.hunt_id, "total": total, "offset": offset, "entries": entries}
 
 
-def _index_on(state: HuntState, around: str, board: list[tuple[int, int, str, str, int]] | None) -> int | None:
-    """Where the entry of `around` (a player's group, or a team) is: in `board`, or the live ranking."""
-    group = ranked_group(state, around)
-    if board is None:
-        return None if group is None else state.rank_of(group) - 1  # type: ignore[operator]
-    if group is None:
-        member = state.players.get(around)
-        group = member.group if member is not None else state.groups.get(("team", around))
-    if group is None:
-        return None
-    return state.frozen_rank.get(group.key)
+def _frozen_entry(row: tuple[int, int, str, str, int], rank: int) -> dict[str, Any]:
+    """A leaderboard entry from a row of the frozen board."""
+    score, reached, id, kind, solved = row
+    return {"rank": rank, "id": id, "kind": kind, "score": -score, "solved": solved, "reached_ts": reached}
+
+
+def _group_named(state: HuntState, player_or_team: str) -> Group | None:
+    """A player's group (their team, or themselves), else the team of that id."""
+    member = state.players.get(player_or_team)
+    return member.group if member is not None else state.groups.get(("team", player_or_team))
+
+
+def _live_index(state: HuntState, player_or_team: str) -> int | None:
+    group = ranked_group(state, player_or_team)
+    return None if group is None else state.rank_of(group) - 1  # type: ignore[operator]
+
+
+def _frozen_index(state: HuntState, player_or_team: str) -> int | None:
+    group = _group_named(state, player_or_team)
+    return None if group is None else state.frozen_rank.get(group.key)
 
 
 def frozen_rank(state: HuntState, group: Group) -> int | None:
@@ -79,8 +86,7 @@ def frozen_rank(state: HuntState, group: Group) -> int | None:
 
 def ranked_group(state: HuntState, player_or_team: str) -> Group | None:
     """The ranked group of a player (their team, or themselves), else the team of that id."""
-    member = state.players.get(player_or_team)
-    group = member.group if member is not None else state.groups.get(("team", player_or_team))
+    group = _group_named(state, player_or_team)
     return group if group is not None and group.rank_key is not None else None
 
 
@@ -88,11 +94,8 @@ def own_entry(state: HuntState, player_or_team: str, *, frozen: bool = False) ->
     """The leaderboard entry of a player (or their team), or of a team; None if unranked.
     `frozen`: on the frozen board, while there is one."""
     if frozen and state.frozen is not None:
-        index = _index_on(state, player_or_team, state.frozen)
-        if index is None:
-            return None
-        score, reached, id, kind, solved = state.frozen[index]
-        return {"rank": index + 1, "id": id, "kind": kind, "score": -score, "solved": solved, "reached_ts": reached}
+        index = _frozen_index(state, player_or_team)
+        return None if index is None else _frozen_entry(state.frozen[index], index + 1)
     group = ranked_group(state, player_or_team)
     return None if group is None else entry(state, group, state.rank_of(group))  # type: ignore[arg-type]
 

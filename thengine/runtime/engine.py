@@ -247,7 +247,7 @@ class Engine:
             await self._ensure_loaded(query.hunt_id)
             state = self.hunts.get(query.hunt_id)
             if state is None:
-                refused = self._elsewhere(query.hunt_id) if self.partition is not None else None
+                refused = self._elsewhere(query.hunt_id)
                 return Result(ok=False, error=refused) if refused is not None else Result.rejected(
                     "unknown_hunt", f"no hunt {query.hunt_id!r}")
             seq = state.seq
@@ -449,7 +449,7 @@ class Engine:
             digest = ""
         hunt_id = command.hunt_id
         state = self.hunts.get(hunt_id)
-        if state is None and self.partition is not None and (refused := self._elsewhere(hunt_id)) is not None:
+        if state is None and (refused := self._elsewhere(hunt_id)) is not None:
             entry.result = Result(ok=False, error=refused)
             self.committer.append(entry)
             return
@@ -485,8 +485,10 @@ class Engine:
         self.committer.append(entry)
 
     def _elsewhere(self, hunt_id: str) -> Rejection | None:
-        """``wrong_partition`` for a hunt this partition does not own (None: it is ours)."""
-        assert self.partition is not None
+        """``wrong_partition`` for a hunt this partition does not own (None: it is ours, or the
+        database is not a cluster's partition)."""
+        if self.partition is None:
+            return None
         mine, count = self.partition
         theirs = partition_of(hunt_id, count)
         if theirs == mine:

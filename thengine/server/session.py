@@ -238,8 +238,6 @@ class Session:
             refusal = query
         elif self.role != "admin" and isinstance(query, Player) and query.player_id != self.player_id:
             refusal = Rejection(code="forbidden", message=f"a player token sees only its own player {self.player_id!r}")
-        elif self.role != "admin" and type(query).ADMIN:
-            refusal = Rejection(code="forbidden", message=f"the {query.TYPE} query is for admin tokens only")
         elif not self._start(request.id):
             refusal = Rejection(code="overloaded", message=(
                 f"more than {self.config.max_in_flight} requests in flight on this connection"))
