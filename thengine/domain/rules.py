@@ -197,11 +197,6 @@ def _playing(state: HuntState, player_id: str, clue_id: str, now: int
     return player, clue, position
 
 
-def _solved(state: HuntState, command: SubmitAnswer | CheckIn, player: PlayerState,
-            clue: Clue, extra: dict[str, Any], now: int) -> list[NewEvent]:
-    return _award(state, "clue_solved", command.player_id, player, clue, extra, now)
-
-
 def _award(state: HuntState, event_type: str, player_id: str, player: PlayerState, clue: Clue,
            extra: dict[str, Any], now: int) -> list[NewEvent]:
     """A solve's event (``clue_solved`` or ``entry_accepted``) with the points it is awarded,
@@ -245,7 +240,7 @@ def _answer(state: HuntState, command: SubmitAnswer, now: int) -> Decision:
         return _reject("cooldown", f"too many wrong answers on clue {clue.id!r}: try again in {wait_s} s")
     if (codes.solves(state.code_key, clue.id, command.answer) if clue.by == "code"  # type: ignore[arg-type]
             else normalize_answer(command.answer) in clue.normalized_answers):
-        return _solved(state, command, player, clue, {"via": "answer"}, now)
+        return _award(state, "clue_solved", command.player_id, player, clue, {"via": "answer"}, now)
     attempts = wrong + 1
     penalty = _wrong_answer_penalty(state, player.group.score)
     data = {**_who(command.player_id, player), "clue_id": clue.id, "answer": command.answer,
@@ -292,7 +287,7 @@ def _check_in(state: HuntState, command: CheckIn, now: int) -> Decision:
             extra["accuracy_m"] = accuracy
         if options.max_speed_kmh is not None and player.fix_ts is not None:
             flag = _implausible(command, player, options.max_speed_kmh, clue.id, now)
-    return flag + _solved(state, command, player, clue, extra, now)
+    return flag + _award(state, "clue_solved", command.player_id, player, clue, extra, now)
 
 
 def _implausible(command: CheckIn, player: PlayerState, max_speed_kmh: float, clue_id: str,
