@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from typing import Any
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Iterator
 
 import click
 import trio
@@ -13,7 +15,9 @@ import trio
 from ..server.config import COMPRESSIONS, ServerConfig
 from ..server.protocol import MAX_FRAME_BYTES
 from ..server.run import DEFAULT_LISTEN, ListenError, Running, parse_listen
+from ..server.node import serve_node
 from ..server.run import serve as run_server
+from ..cluster.config import Cluster, ClusterError, load_cluster
 from ._group import DEFAULT_DB, fail, main
 from .admin import Command, ensure_secret, open_store, run_async
 
@@ -57,18 +61,26 @@ from .admin import Command, ensure_secret, open_store, run_async
               help="permessage-deflate for clients that offer it (about 100 KiB more per connection).")
 @click.option("--grace", type=click.FloatRange(0), default=10.0, show_default=True,
               help="Seconds to wait at shutdown for clients to get their answers.")
+@click.option("--cluster", "cluster_file", type=click.Path(dir_okay=False), metavar="CLUSTER.toml",
+              help="Run a cluster's node (with --node) instead of one database: its partitions, on its address.")
+@click.option("--node", metavar="NAME", help="Which node of --cluster to run.")
 @click.option("--remember-commands", type=click.IntRange(1), default=100_000, show_default=True,
               help="Newest command ids kept in memory for idempotent retries; older ones (within 24 h) "
                    "are looked up in the database.")
 def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, max_in_flight: int, rate: float,
           burst: int, max_frame: int, client_buffer: int, push_linger: float, max_unauthenticated: int,
           handshake_timeout: float, hello_timeout: float, ping_interval: float, ping_timeout: float, compression: str, grace: float,
-          remember_commands: int) -> None:
+          remember_commands: int, cluster_file: str | None, node: str | None) -> None:
     """Serve DB to game clients and servers over WebSocket at ws://HOST:PORT/v1.
 
     Clients authenticate with a token from `thengine token DB` (admin: anything;
     player: only as itself, and only the player's view). The same port answers
     GET /metrics (Prometheus), GET /healthz, and GET / (a browser client).
+
+    With --cluster FILE --node NAME it runs one node of a cluster (`thengine cluster
+    init`): every partition the file gives the node, one engine each, on the node's
+    address (--listen is not used). Hunts of other nodes' partitions are answered
+    `wrong_partition` with their node's URL.
 
     Ctrl-C or SIGTERM stops gracefully: no new connections, requests in flight are
     answered, clients are closed with 1001, snapshots are taken; exit 0. DB must
@@ -79,7 +91,11 @@ def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, ma
       thengine serve hunts.db --listen 0.0.0.0:8765
       TOKEN=$(thengine token hunts.db --role admin)
       thengine hunt add --url ws://127.0.0.1:8765/v1 --token "$TOKEN" old-town.toml --start
+      thengine serve --cluster cluster.toml --node a
     """
+    cluster = None
+    if cluster_file is not None or node is not None:
+        cluster = _node_of(cluster_file, node, db)
     try:
         parse_listen(listen)
     except ListenError as exc:
@@ -90,13 +106,38 @@ def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, ma
                           hello_timeout_s=hello_timeout, ping_interval_s=ping_interval, ping_timeout_s=ping_timeout,
                           compression=compression,
                           shutdown_grace_s=grace)
+    options = {"shards": shards, "sync": sync, "remember_commands": remember_commands}
+    _log_to_stderr()
+    if cluster is not None:
+        assert node is not None
+        run_async(_serve_node, cluster, node, config, options)
+        click.echo(f"thengine: node {node} stopped", err=True)
+        return
     with open_store(db, readonly=False) as store:
         _, made = ensure_secret(store)
     if made:
         click.echo(f"thengine: {db} had no token secret; made one (issue tokens with `thengine token`)", err=True)
-    _log_to_stderr()
-    run_async(_serve, db, listen, shards, sync, config, {"remember_commands": remember_commands})
+    run_async(_serve, db, listen, config, options)
     click.echo("thengine: stopped", err=True)
+
+
+def _node_of(cluster_file: str | None, node: str | None, db: str) -> Cluster:
+    """The cluster of ``--cluster F --node N``, checked: both given, no DB, a known node
+    whose partition databases all exist."""
+    if cluster_file is None or node is None:
+        fail("--cluster and --node go together: thengine serve --cluster cluster.toml --node a")
+    if db != DEFAULT_DB:
+        fail(f"give either DB or --cluster, not both (got {db} and --cluster {cluster_file})")
+    try:
+        cluster = load_cluster(cluster_file)
+        me = cluster.node(node)
+        cluster.read_secret()
+    except ClusterError as exc:
+        fail("; ".join(exc.problems))
+    missing = [str(cluster.db_path(p)) for p in me.partitions if not cluster.db_path(p).exists()]
+    if missing:
+        fail(f"node {node}'s partition databases are missing: {', '.join(missing)} (see `thengine cluster init`)")
+    return cluster
 
 
 #: The server's process holds many long-lived objects (hunts, thousands of connections),
@@ -105,23 +146,36 @@ def serve(db: str, listen: str, shards: int, sync: str, max_connections: int, ma
 SERVE_GC_THRESHOLDS = (20_000, 20, 20)
 
 
-async def _serve(db: str, listen: str, shards: int, sync: str, config: ServerConfig,
-                 engine_options: dict[str, Any]) -> None:
+async def _serve(db: str, listen: str, config: ServerConfig, options: dict[str, Any]) -> None:
+    options = dict(options)
+    shards, sync = options.pop("shards"), options.pop("sync")
+    with _serving_gc():
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(partial(
+                run_server, db, listen=listen, shards=shards, sync=sync, config=config, handle_signals=True,
+                engine_options=options))
+            click.echo(f"thengine: serving {db} at {running.url} (browser client {running.http_url}/, "
+                       f"metrics {running.http_url}/metrics); Ctrl-C stops", err=True)
+
+
+async def _serve_node(cluster: Cluster, node: str, config: ServerConfig, options: dict[str, Any]) -> None:
+    with _serving_gc():
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(partial(
+                serve_node, cluster, node, config=config, handle_signals=True, engine_options=options))
+            hosted = ", ".join(map(str, cluster.node(node).partitions))
+            click.echo(f"thengine: node {node} serving partitions {hosted} of {cluster.partitions} at {running.url} "
+                       f"(metrics {running.http_url}/metrics); Ctrl-C stops", err=True)
+
+
+@contextmanager
+def _serving_gc() -> Iterator[None]:
     previous = gc.get_threshold()
     gc.set_threshold(*SERVE_GC_THRESHOLDS)
     try:
-        async with trio.open_nursery() as nursery:
-            running: Running = await nursery.start(_server, db, listen, shards, sync, config, engine_options)
-            click.echo(f"thengine: serving {db} at {running.url} (browser client {running.http_url}/, "
-                       f"metrics {running.http_url}/metrics); Ctrl-C stops", err=True)
+        yield
     finally:
         gc.set_threshold(*previous)
-
-
-async def _server(db: str, listen: str, shards: int, sync: str, config: ServerConfig,
-                  engine_options: dict[str, Any], *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    await run_server(db, listen=listen, shards=shards, sync=sync, config=config, handle_signals=True,
-                     engine_options=engine_options, task_status=task_status)
 
 
 def _log_to_stderr() -> None:

@@ -62,9 +62,14 @@ class Rejection:
 
     code: str
     message: str
+    #: ``wrong_partition`` from a cluster's node: the WebSocket URL of the node that
+    #: hosts the hunt (None where unknown).
+    url: str | None = None
 
     def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+        if self.url is None:
+            return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, "url": self.url}
 
 
 def invalid(message: str) -> Rejection:

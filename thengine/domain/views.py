@@ -145,6 +145,11 @@ def hunts(states: Iterable[HuntState]) -> dict[str, Any]:
     return {"hunts": [hunt_summary(s) for s in sorted(states, key=lambda s: s.hunt_id)]}
 
 
+def merge_hunts(answers: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """`hunts` answers of several partitions as one, by hunt id."""
+    return {"hunts": sorted((h for answer in answers for h in answer["hunts"]), key=lambda h: h["hunt_id"])}
+
+
 def player(state: HuntState, player_id: str) -> dict[str, Any] | Rejection:
     """One player's progress: score, rank and the clues open to them (player view)."""
     member = state.players.get(player_id)

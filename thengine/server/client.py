@@ -142,7 +142,9 @@ def _to_result(reply: dict[str, Any]) -> Result:
     if reply.get("ok"):
         return Result(ok=True, events=tuple(StoredEvent.from_json(e) for e in reply.get("events", ())))
     error = reply.get("error") or {}
-    return Result(ok=False, error=Rejection(code=str(error.get("code")), message=str(error.get("message"))))
+    url = error.get("url")
+    return Result(ok=False, error=Rejection(code=str(error.get("code")), message=str(error.get("message")),
+                                            url=url if isinstance(url, str) else None))
 
 
 def _retryable(frame: dict[str, Any]) -> bool:

@@ -382,8 +382,8 @@ class Connection:
         self.session = Session(self, claims)
         self._expires = trio.current_time() + max(0.0, claims.exp - now)
         self.outbox.reply(protocol.welcome(
-            role=claims.role, player_id=claims.player_id, seq=server.engine.committed_seq,
-            version=__version__, limits=server.config.limits()).encode())
+            role=claims.role, player_id=claims.player_id, seq=server.position,
+            version=__version__, limits=server.config.limits(), cluster=server.partitions.describe()).encode())
         self._set_state(State.OPEN)
 
     def _refuse(self, reason: str) -> None:
@@ -463,7 +463,7 @@ class Connection:
         """
         if self.protocol.state is not WsState.OPEN or self.writing is Writing.SHUT:
             return
-        failed = self.server.engine.committer.failed
+        failed = self.server.partitions.failed()
         if failed is not None:
             code, reason = protocol.CLOSE_INTERNAL, "storage failure: the server is stopping"
             error = ("internal", f"storage failure: {failed}")

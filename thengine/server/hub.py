@@ -145,7 +145,7 @@ class SubHandle:
     """One subscription of one connection: its cursor, and how its frames look."""
 
     __slots__ = ("outbox", "id", "hunt_id", "view", "player_id", "batch", "prefix", "last_seq", "sent_seq",
-                 "cursor", "source", "closed")
+                 "cursor", "source", "closed", "hub")
 
     def __init__(self, outbox: Outbox, sub_id: Any, *, hunt_id: str | None, view: str, player_id: str | None,
                  after_seq: int, batch: bool) -> None:
@@ -161,6 +161,7 @@ class SubHandle:
         self.cursor: Cursor[bytes] | None = None
         self.source: ViewFeed | None = None
         self.closed = False
+        self.hub: Hub | None = None  # (set by `Hub.add`)
 
     def view_key(self, event: StoredEvent) -> str:
         """Which encoding of `event` this subscriber gets."""
@@ -193,6 +194,10 @@ class Hub:
         self._encoded: OrderedDict[tuple[int, str], bytes] = OrderedDict()
 
     @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
     def position(self) -> int:
         """The last seq committed: a subscription from now starts after it."""
         return self._engine.committed_seq
@@ -204,6 +209,7 @@ class Hub:
         if source is None or not source.feed.cursors:  # (a feed without readers is gone)
             source = self._feeds[key] = ViewFeed(self._engine, handle.hunt_id, handle.view, self._metrics)
         handle.source = source
+        handle.hub = self
         handle.cursor = source.feed.cursor(after_seq=handle.last_seq, limit=limit, on_ready=handle.ready)
         self._metrics.subscribers.inc()
         return handle.cursor

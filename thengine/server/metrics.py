@@ -25,7 +25,7 @@ Served at ``GET /metrics`` in the Prometheus text format::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -34,6 +34,7 @@ from ..runtime.stats import Histogram as StageHistogram
 
 if TYPE_CHECKING:
     from ..runtime.engine import Engine
+    from .partitions import Hosted
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -47,30 +48,39 @@ def _add(family: HistogramMetricFamily, labels: list[str], histogram: StageHisto
     family.add_metric(labels, buckets, histogram.sum)
 
 
-class _FromEngine:
-    """Read from the engine at scrape time (nothing to keep in step): inbox depths, the
-    committed seq, and its own stage histograms (`runtime.stats`)."""
+class _FromEngines:
+    """Read from the engines at scrape time (nothing to keep in step): inbox depths, the
+    committed seq, and their stage histograms (`runtime.stats`). On a cluster's node
+    each has a ``partition`` label; the event loop's lag and GC pauses are the process's."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, partitions: Iterable[Hosted]) -> None:
+        self._partitions = partitions
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        engine = self._engine
+        hosted = list(self._partitions)
+        if not hosted:
+            return
+        labelled = hosted[0].index is not None
+        extra = ["partition"] if labelled else []
         depth = GaugeMetricFamily("thengine_inbox_depth", "Commands waiting in each shard's inbox.",
-                                  labels=["shard"])
-        for shard, used in enumerate(engine.inbox_depths()):
-            depth.add_metric([str(shard)], used)
-        yield depth
-        yield GaugeMetricFamily("thengine_committed_seq", "The last durable seq.", value=engine.committed_seq)
-        stats = engine.stats
+                                  labels=[*extra, "shard"])
+        seq = GaugeMetricFamily("thengine_committed_seq", "The last durable seq.", labels=extra)
         stages = HistogramMetricFamily("thengine_stage_seconds", "Where a command's time goes, by stage.",
-                                       labels=["stage"])
-        for name in _STAGES:
-            _add(stages, [name], getattr(stats, name))
+                                       labels=[*extra, "stage"])
+        for one in hosted:
+            mine = [one.label] if labelled else []
+            for shard, used in enumerate(one.engine.inbox_depths()):
+                depth.add_metric([*mine, str(shard)], used)
+            seq.add_metric(mine, one.engine.committed_seq)
+            for name in _STAGES:
+                _add(stages, [*mine, name], getattr(one.engine.stats, name))
+        yield depth
+        yield seq
         yield stages
+        stats = hosted[0].engine.stats
         lag = HistogramMetricFamily("thengine_loop_lag_seconds", "How late the event loop wakes a short sleep.")
         _add(lag, [], stats.loop_lag)
         yield lag
@@ -86,7 +96,7 @@ class ServerMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, partitions: Iterable[Hosted]) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=False)
         self.commands = Counter("thengine_commands_total", "Commands by type and outcome.",
                                 ["type", "outcome"], registry=registry)
@@ -112,7 +122,10 @@ class ServerMetrics:
         self.auth_failures = Counter("thengine_auth_failures", "Hellos refused.", registry=registry)
         self._command_counters: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
-        registry.register(_FromEngine(engine))  # type: ignore[arg-type]
+        registry.register(_FromEngines(partitions))  # type: ignore[arg-type]
+
+    def follow(self, engine: Engine) -> None:
+        """Count `engine`'s commit batches (each engine of the server, once)."""
         engine.on_commit_batch(self.on_commit_batch)
 
     def command(self, type: str, outcome: str, seconds: float | None = None) -> None:

@@ -44,7 +44,7 @@ class BoardSlot:
     """One watch of one connection: the engine's board watcher, keeping the newest board unsent."""
 
     __slots__ = ("outbox", "id", "hunt_id", "limit", "interval_s", "whose", "frozen_view", "prefix", "board", "me",
-                 "closed")
+                 "closed", "engine")
 
     def __init__(self, outbox: Outbox, sub_id: Any, *, hunt_id: str, limit: int, interval_s: float,
                  whose: str | None, frozen_view: bool = False) -> None:
@@ -59,6 +59,7 @@ class BoardSlot:
         self.board: Board | None = None  # the newest board not yet written
         self.me: dict[str, Any] | None = None
         self.closed = False
+        self.engine: Any = None  # the engine whose board this watches (set by the session)
 
     def offer(self, board: Board, me: dict[str, Any] | None) -> None:
         """From the board feed: the newest board replaces any unsent one."""

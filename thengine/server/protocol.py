@@ -49,6 +49,7 @@ CLOSE_INVALID_DATA = 1007  # a text frame that is not UTF-8
 CLOSE_POLICY = 1008  # authentication failed or the token expired
 CLOSE_TOO_BIG = 1009  # a frame over the size limit
 CLOSE_INTERNAL = 1011  # no answer to keepalive pings, or the server's storage failed
+CLOSE_SERVICE_RESTART = 1012  # a partition this connection follows moved to another node
 CLOSE_TRY_AGAIN = 1013  # too slow to keep up, or too many connections
 MAX_REASON_BYTES = 123  # what fits in a close frame
 
@@ -132,6 +133,17 @@ class WatchRequest:
 
 
 @attrs.frozen(kw_only=True)
+class PartitionRequest:
+    """A cluster node's partition: stop deciding it (``release``, `to` names the node it
+    goes to) or start (``adopt``). Admins only; `cluster move` sends these."""
+
+    id: Any
+    action: str
+    partition: int
+    to: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class BadRequest:
     """A frame the server cannot act on; `id` is echoed when the frame had a usable one."""
 
@@ -140,7 +152,7 @@ class BadRequest:
 
 
 Request = Union[Hello, CommandRequest, QueryRequest, SubscribeRequest, UnsubscribeRequest, PingRequest,
-                WatchRequest]
+                WatchRequest, PartitionRequest]
 
 #: `watch` bounds (the engine's `boards` module enforces the same).
 WATCH_LIMITS = (1, 100)
@@ -154,6 +166,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "unsubscribe": frozenset({"op", "id", "sub"}),
     "ping": frozenset({"op", "id"}),
     "watch": frozenset({"op", "id", "hunt_id", "limit", "interval_ms", "around"}),
+    "partition": frozenset({"op", "id", "action", "partition", "to"}),
 }
 
 
@@ -303,6 +316,22 @@ def _watch(rid: Any, obj: dict[str, Any]) -> WatchRequest | BadRequest:
     return WatchRequest(id=rid, hunt_id=hunt_id, limit=limit, interval_ms=interval, around=around)
 
 
+PARTITION_ACTIONS = ("release", "adopt")
+
+
+def _partition(rid: Any, obj: dict[str, Any]) -> PartitionRequest | BadRequest:
+    action = obj.get("action")
+    if action not in PARTITION_ACTIONS:
+        return BadRequest(id=rid, message=f"action: must be release or adopt, got {_got(action)}")
+    number = obj.get("partition")
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 2**31:
+        return BadRequest(id=rid, message=f"partition: must be a partition number, got {_got(number)}")
+    to = obj.get("to")
+    if to is not None and not (isinstance(to, str) and ID_PATTERN.fullmatch(to)):
+        return BadRequest(id=rid, message=f"to: must be a node name, got {_got(to)}")
+    return PartitionRequest(id=rid, action=action, partition=number, to=to)
+
+
 _PARSERS: dict[str, Any] = {
     "command": _command,
     "query": _query,
@@ -310,16 +339,29 @@ _PARSERS: dict[str, Any] = {
     "unsubscribe": _unsubscribe,
     "ping": _ping,
     "watch": _watch,
+    "partition": _partition,
 }
 
 
 # -- replies ------------------------------------------------------------------------
 
 
-def welcome(*, role: str, player_id: str | None, seq: int, version: str, limits: dict[str, Any]) -> str:
-    """The reply to a good hello: who the server takes the client to be, and its limits."""
-    return _dumps({"op": "welcome", "role": role, "player_id": player_id, "seq": seq,
-                   "server": f"thengine {version}", "limits": limits})
+def welcome(*, role: str, player_id: str | None, seq: int, version: str, limits: dict[str, Any],
+            cluster: dict[str, Any] | None = None) -> str:
+    """The reply to a good hello: who the server takes the client to be, and its limits
+    (and, from a cluster's node, ``cluster``: its name, the partition count and the
+    partitions it hosts)."""
+    frame = {"op": "welcome", "role": role, "player_id": player_id, "seq": seq,
+             "server": f"thengine {version}", "limits": limits}
+    if cluster is not None:
+        frame["cluster"] = cluster
+    return _dumps(frame)
+
+
+def partition_done(rid: Any, *, action: str, partition: int, seq: int) -> str:
+    """The reply to a `PartitionRequest`: ``released`` or ``adopted``, at `seq`."""
+    return _dumps({"op": "partition", "id": rid, "partition": partition,
+                   "state": "released" if action == "release" else "adopted", "seq": seq})
 
 
 def error(rid: Any, code: str, message: str) -> str:

@@ -18,22 +18,26 @@ import logging
 import signal
 import socket
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 import trio
 
 from .._version import __version__
 from ..errors import ThengineError
+from ..cluster.config import ClusterError
 from ..runtime.engine import Engine, open_engine
-from .tokens import SECRET_META_KEY, decode_secret
+from .tokens import SECRET_META_KEY, TokenError, decode_secret
 from . import protocol
 from .config import ServerConfig
+
+if TYPE_CHECKING:
+    from .node import PartitionHost
 from .connection import Connection
 from .flusher import Flusher
 from .http import Endpoints
-from .hub import Hub
 from .metrics import ServerMetrics
+from .partitions import Hosted, Partitions
 from .ratelimit import RateLimiter
 
 log = logging.getLogger("thengine.server")
@@ -60,14 +64,20 @@ class ListenError(ThengineError):
 
 
 class Server:
-    """The services every connection shares, and the set of connections. One per engine."""
+    """The services every connection shares, and the set of connections: of one engine,
+    or of a cluster node's partitions (`partitions.Partitions`, with `host` to release
+    and adopt them)."""
 
-    def __init__(self, engine: Engine, *, config: ServerConfig | None = None,
-                 metrics: ServerMetrics | None = None, clock_s: Callable[[], float] = time.time) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | None = None, *, config: ServerConfig | None = None,
+                 partitions: Partitions | None = None, host: PartitionHost | None = None,
+                 secret: Callable[[], bytes] | None = None, clock_s: Callable[[], float] = time.time) -> None:
         self.config = config or ServerConfig()
-        self.metrics = metrics or ServerMetrics(engine)
-        self.hub = Hub(engine, self.metrics)
+        self.partitions = partitions if partitions is not None else Partitions()
+        self.metrics = ServerMetrics(self.partitions)
+        if engine is not None:
+            self.partitions.add(Hosted(None, engine, self.metrics))
+        self.host = host
+        self._cluster_secret = secret
         self.limiter = RateLimiter(self.config.rate, self.config.burst)
         self.flusher = Flusher(self.config.push_linger_s)
         self.endpoints = Endpoints(metrics=lambda: (self.metrics.render(), self.metrics.content_type),
@@ -109,15 +119,46 @@ class Server:
             self._all_closed.set()
 
     def health(self) -> tuple[dict[str, Any], bool]:
-        """The ``/healthz`` report, and whether the server is shutting down (503)."""
-        return ({"status": "shutting_down" if self.closing else "ok", "seq": self.engine.committed_seq,
-                 "connections": self.connections, "version": __version__}, self.closing)
+        """The ``/healthz`` report, and whether the server is shutting down (503). A
+        cluster's node reports its name and each partition's seq instead of one seq."""
+        report: dict[str, Any] = {"status": "shutting_down" if self.closing else "ok"}
+        single = self.partitions.single
+        if single is not None:
+            report["seq"] = single.engine.committed_seq
+        else:
+            report["node"] = self.partitions.node
+            report["partitions"] = self.partitions.seqs()
+        report.update(connections=self.connections, version=__version__)
+        return report, self.closing
+
+    @property
+    def position(self) -> int:
+        """The welcome's ``seq``: the engine's last committed seq (0 on a cluster's node,
+        whose seqs are per partition)."""
+        single = self.partitions.single
+        return 0 if single is None else single.engine.committed_seq
 
     # -- shared services ----------------------------------------------------------------
     async def secret(self) -> bytes | None:
-        """The token secret, read afresh (so a rotation takes effect on the next hello)."""
-        text = await self.engine.read_meta(SECRET_META_KEY)
+        """The token secret, read afresh (so a rotation takes effect on the next hello):
+        a cluster's secret file, or the database's."""
+        if self._cluster_secret is not None:
+            try:
+                return self._cluster_secret()
+            except ClusterError as exc:
+                raise TokenError(str(exc)) from None
+        single = self.partitions.single
+        if single is None:
+            return None
+        text = await single.engine.read_meta(SECRET_META_KEY)
         return None if text is None else decode_secret(text)
+
+    def partition_closed(self, engine: Engine, reason: str) -> None:
+        """A partition left this node: connections following its hunts close with 1012,
+        so that they reconnect (through the load balancer, to its new node) and resume."""
+        for conn in list(self._live):
+            if conn.session is not None and conn.session.follows(engine):
+                conn.begin_close(protocol.CLOSE_SERVICE_RESTART, reason)
 
     def now_s(self) -> float:
         return self._clock_s()

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Union
 import trio
 
 from ..domain import views
-from ..domain.commands import Player, Rejection
+from ..domain.commands import Hunts, Player, Rejection
 from ..errors import EngineClosed, StorageError, UnknownHunt
-from ..runtime.engine import Ticket
+from ..runtime.engine import Engine, Ticket
 from .tokens import Claims
 from . import protocol
 from .hub import SubHandle
@@ -43,7 +43,7 @@ class Session:
         self.conn = conn
         server = conn.server
         self.server = server
-        self.engine = server.engine
+        self.partitions = server.partitions
         self.config = server.config
         self.metrics = server.metrics
         self.outbox = conn.outbox
@@ -53,7 +53,7 @@ class Session:
         self._subs: dict[Any, _Sub] = {}
         self._in_flight: dict[Any, int] = {}  # request id -> how many with that id await their answer
         self._in_flight_count = 0
-        self._waiting: deque[tuple[protocol.CommandRequest, str | None, float]] = deque()  # for inbox room
+        self._waiting: deque[tuple[protocol.CommandRequest, Engine, str | None, float]] = deque()  # for inbox room
         self._sender_running = False
         self.stopped = False  # no more pushed events or boards (closing)
 
@@ -72,6 +72,8 @@ class Session:
             self.reply(protocol.pong(request.id))
         elif isinstance(request, protocol.WatchRequest):
             return self._on_watch(request)
+        elif isinstance(request, protocol.PartitionRequest):
+            self._on_partition(request)
         elif isinstance(request, protocol.Hello):
             self.bad(request.id, "already authenticated: hello is only the first frame")
         else:
@@ -137,27 +139,31 @@ class Session:
             elif not self.server.limiter.allow(self.player_id or ""):
                 refusal = Rejection(code="rate_limited", message=(
                     f"more than {self.config.rate:g} commands per second; slow down"))
-        if refusal is None and not self._start(request.id):
+        route = self.partitions.route(command.hunt_id) if refusal is None else refusal  # type: ignore[union-attr]
+        if isinstance(route, Rejection):
+            refusal = route
+        elif not self._start(request.id):
             refusal = Rejection(code="overloaded", message=(
                 f"more than {self.config.max_in_flight} requests in flight on this connection"))
         if refusal is not None:
             self.metrics.command(request.type, refusal.code)
             self.reply(protocol.rejected(request.id, refusal))
             return
+        engine = route.engine  # type: ignore[union-attr]
         command_id = request.command_id
         if command_id is not None and self.role != "admin":
             command_id = f"{self.player_id}/{command_id}"  # players cannot collide with each other
         started = trio.current_time()
         if self._waiting:  # behind commands that wait for room: keep the order
-            self._wait_for_room(request, command_id, started)
+            self._wait_for_room(request, engine, command_id, started)
             return
         try:
-            ticket = self.engine.send_nowait(request.command, command_id=command_id)  # type: ignore[arg-type]
+            ticket = engine.send_nowait(request.command, command_id=command_id)  # type: ignore[arg-type]
         except EngineClosed:
             self._answer(request.id, protocol.error(request.id, "shutting_down", "the server is shutting down"))
             return
         if ticket is None:
-            self._wait_for_room(request, command_id, started)
+            self._wait_for_room(request, engine, command_id, started)
         else:
             self._follow(request, ticket, started)
 
@@ -196,8 +202,9 @@ class Session:
         else:
             self._result(request, started, result)
 
-    def _wait_for_room(self, request: protocol.CommandRequest, command_id: str | None, started: float) -> None:
-        self._waiting.append((request, command_id, started))
+    def _wait_for_room(self, request: protocol.CommandRequest, engine: Engine, command_id: str | None,
+                       started: float) -> None:
+        self._waiting.append((request, engine, command_id, started))
         if not self._sender_running and self.conn.accepting_tasks:
             self._sender_running = True
             self.conn.start_task(self._send_waiting)
@@ -208,12 +215,12 @@ class Session:
         wait = self.config.overload_wait_s
         try:
             while self._waiting:
-                request, command_id, started = self._waiting[0]  # (stays first while it waits: order)
+                request, engine, command_id, started = self._waiting[0]  # (stays first while it waits: order)
                 ticket: Ticket | None = None
                 closed = False
                 try:
                     with trio.move_on_after(wait):
-                        ticket = await self.engine.send(request.command, command_id=command_id)  # type: ignore[arg-type]
+                        ticket = await engine.send(request.command, command_id=command_id)  # type: ignore[arg-type]
                 except EngineClosed:
                     closed = True
                 if not self._waiting or self._waiting[0][0] is not request:
@@ -238,19 +245,32 @@ class Session:
             refusal = query
         elif self.role != "admin" and isinstance(query, Player) and query.player_id != self.player_id:
             refusal = Rejection(code="forbidden", message=f"a player token sees only its own player {self.player_id!r}")
-        elif not self._start(request.id):
+        engines: list[Engine] = []
+        if refusal is None and isinstance(query, Hunts):
+            engines = [hosted.engine for hosted in self.partitions]  # (a node: the hunts of its partitions)
+        elif refusal is None:
+            route = self.partitions.route(query.hunt_id)  # type: ignore[union-attr]
+            if isinstance(route, Rejection):
+                refusal = route
+            else:
+                engines = [route.engine]
+        if refusal is None and not self._start(request.id):
             refusal = Rejection(code="overloaded", message=(
                 f"more than {self.config.max_in_flight} requests in flight on this connection"))
         if refusal is not None:
             self.metrics.queries.labels(request.type, refusal.code).inc()
             self.reply(protocol.rejected(request.id, refusal))
             return
-        self.conn.start_task(self._query, request)
+        self.conn.start_task(self._query, request, engines)
 
-    async def _query(self, request: protocol.QueryRequest) -> None:
+    async def _query(self, request: protocol.QueryRequest, engines: list[Engine]) -> None:
         assert not isinstance(request.query, Rejection)
         try:
-            answer = await self.engine.query(request.query, view=self.view)
+            if len(engines) == 1:
+                answer = await engines[0].query(request.query, view=self.view)
+            else:
+                answer = views.merge_hunts([await engine.query(request.query, view=self.view)
+                                            for engine in engines])
         except EngineClosed:
             text = protocol.error(request.id, "shutting_down", "the server is shutting down")
         except StorageError as exc:
@@ -274,9 +294,17 @@ class Session:
         return True
 
     def _on_subscribe(self, request: protocol.SubscribeRequest) -> None:
+        if request.hunt_id is None and self.partitions.single is None:
+            self.bad(request.id, "hunt_id: a cluster's node has a seq for each partition, so subscribe to one "
+                                 "hunt (thengine.client subscribes to every hunt over every node for you)")
+            return
+        route = self.partitions.route(request.hunt_id or "")
+        if isinstance(route, Rejection):
+            self.reply(protocol.rejected(request.id, route))
+            return
         if not self._room_for_sub(request.id):
             return
-        hub = self.server.hub
+        hub = route.hub
         after = hub.position if request.after_seq is None else request.after_seq
         handle = SubHandle(self.outbox, request.id, hunt_id=request.hunt_id, view=self.view,
                            player_id=self.player_id, after_seq=after, batch=request.batch)
@@ -292,8 +320,8 @@ class Session:
 
     async def _catch_up(self, handle: SubHandle) -> None:
         """Read the log through `handle`'s cursor, at the client's pace, until it is live."""
-        hub, outbox, cursor = self.server.hub, self.outbox, handle.cursor
-        assert cursor is not None
+        hub, outbox, cursor = handle.hub, self.outbox, handle.cursor
+        assert cursor is not None and hub is not None
         chunk = self.config.catch_up_chunk
         try:
             while not (handle.closed or cursor.closed):
@@ -322,11 +350,16 @@ class Session:
                 code="forbidden", message=f"a player token watches only its own entry ({self.player_id!r})")))
             return
         whose = self.player_id if self.role != "admin" else around
+        route = self.partitions.route(request.hunt_id)
+        if isinstance(route, Rejection):
+            self.reply(protocol.rejected(request.id, route))
+            return
         interval_s = request.interval_ms / 1000
         slot = BoardSlot(self.outbox, request.id, hunt_id=request.hunt_id, limit=request.limit,
                          interval_s=interval_s, whose=whose, frozen_view=self.role != "admin")
+        slot.engine = route.engine
         try:
-            await self.engine.start_watch(slot, request.hunt_id, limit=request.limit, interval_s=interval_s)
+            await route.engine.start_watch(slot, request.hunt_id, limit=request.limit, interval_s=interval_s)
         except UnknownHunt as exc:
             self.reply(protocol.rejected(request.id, Rejection(code="unknown_hunt", message=str(exc))))
             return
@@ -349,13 +382,53 @@ class Session:
 
     def _end(self, sub: _Sub) -> None:
         if isinstance(sub, SubHandle):
-            self.server.hub.remove(sub)  # the outbox skips its queued events from now on
+            if sub.hub is not None:
+                sub.hub.remove(sub)  # the outbox skips its queued events from now on
         else:
             self._unwatch(sub)
 
     def _unwatch(self, slot: BoardSlot) -> None:
         slot.close()
-        self.engine.boards.remove(slot, slot.hunt_id, limit=slot.limit, interval_s=slot.interval_s)
+        slot.engine.boards.remove(slot, slot.hunt_id, limit=slot.limit, interval_s=slot.interval_s)
+
+    def follows(self, engine: Engine) -> bool:
+        """Whether a subscription or watch of this connection reads `engine`'s hunts."""
+        for sub in self._subs.values():
+            if (sub.hub is not None and sub.hub.engine is engine) if isinstance(sub, SubHandle) else sub.engine is engine:
+                return True
+        return False
+
+    # -- a cluster node's partitions ------------------------------------------------------
+    def _on_partition(self, request: protocol.PartitionRequest) -> None:
+        host = self.server.host
+        if self.role != "admin":
+            self.reply(protocol.rejected(request.id, Rejection(code="forbidden", message="partition is for admins only")))
+        elif host is None:
+            self.bad(request.id, "partition: this server is not a cluster's node (serve --cluster FILE --node NAME)")
+        elif self._start(request.id):
+            self.conn.start_task(self._partition, request)
+        else:
+            self.reply(protocol.error(request.id, "overloaded",
+                                      f"more than {self.config.max_in_flight} requests in flight on this connection"))
+
+    async def _partition(self, request: protocol.PartitionRequest) -> None:
+        from .node import PartitionError  # (node imports the server, which imports us)
+
+        host = self.server.host
+        assert host is not None
+        try:
+            if request.action == "release":
+                seq = await host.release(request.partition, to=request.to)
+            else:
+                seq = await host.adopt(request.partition)
+        except PartitionError as exc:
+            self.metrics.bad_frames.inc()
+            self._answer(request.id, protocol.error(request.id, "bad_request", str(exc)))
+        except StorageError as exc:
+            self._answer(request.id, protocol.error(request.id, "internal", f"storage failure: {exc}"))
+        else:
+            self._answer(request.id, protocol.partition_done(request.id, action=request.action,
+                                                             partition=request.partition, seq=seq))
 
     def resume_seq(self) -> int:
         """Where a dropped client resumes: the oldest last-written seq of its subscriptions."""
