@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import click
 
 from ..cluster import haproxy, litestream
+from ..cluster.move import BadMove, MoveError
+from ..cluster.move import move as move_partition
 from ..cluster.status import status as cluster_status_of
 from ..cluster.config import (
     DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITION_META_KEY, PARTITIONS_DIR, Cluster, ClusterError, Node, load_cluster, parse_listen,
@@ -18,8 +21,8 @@ from ..domain.fields import ID_PATTERN
 from ..server.tokens import SECRET_META_KEY, encode_secret, new_secret
 from ..storage.store import Store
 from ..errors import StorageError
-from ._group import BadInput, main
-from .admin import SubGroup, human_bytes
+from ._group import BadInput, Failure, main
+from .admin import SubGroup, human_bytes, run_async
 
 
 @main.group(cls=SubGroup)
@@ -183,6 +186,40 @@ def cluster_status(path: str, as_json: bool, window: float) -> None:
             else:
                 click.echo(f"  partition {part['partition']:>3}: {part['hunts']:,} hunts, {part['events']:,} events, "
                            f"seq {part['last_seq']:,}, {human_bytes(part['db_bytes'])}")
+
+
+@cluster.command("move")
+@click.argument("path", metavar="CLUSTER.toml")
+@click.argument("partition", type=int, metavar="PARTITION")
+@click.option("--to", "to", required=True, metavar="NODE", help="The node that hosts the partition from now on.")
+@click.option("--haproxy", "haproxy_dir", type=click.Path(file_okay=False, exists=True), metavar="DIR",
+              help="The directory `thengine cluster haproxy` wrote: its map is rewritten and set in the running "
+                   "HAProxy (over DIR/haproxy.sock), so new connections reach NODE without a reload.")
+def cluster_move(path: str, partition: int, to: str, haproxy_dir: str | None) -> None:
+    """Move PARTITION to node NODE while both nodes run; nothing acknowledged is lost.
+
+    The old node stops deciding the partition (its hunts get `wrong_partition`,
+    naming NODE), commits everything it took and closes it; the cluster file is
+    rewritten; NODE opens the partition; HAProxy's map is changed. Clients of
+    `thengine.client` follow on their own. The nodes must share the cluster's
+    directory (one machine, or shared storage); across machines, restore the
+    partition's Litestream replica on NODE first.
+
+    \b
+    Example:
+      thengine cluster move cluster.toml 3 --to b --haproxy lb/
+    """
+    made = load(path)
+    try:
+        report = run_async(partial(move_partition, made, partition, to,
+                                   haproxy_dir=Path(haproxy_dir) if haproxy_dir else None))
+    except BadMove as exc:
+        raise BadInput(str(exc)) from None
+    except MoveError as exc:
+        raise Failure(str(exc)) from None
+    click.echo(f"moved partition {report.partition} from node {report.source} to node {report.target} at seq "
+               f"{report.seq:,}: its hunts waited {report.unavailable_s * 1000:,.0f} ms "
+               f"(all done in {report.total_s * 1000:,.0f} ms); {report.proxy}")
 
 
 def _secret(path: Path) -> bytes:

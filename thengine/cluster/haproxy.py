@@ -15,6 +15,7 @@ from .config import Cluster
 
 MAP_FILE = "partitions.map"
 CONFIG_FILE = "haproxy.cfg"
+SOCKET_FILE = "haproxy.sock"  # the admin socket: `cluster move` changes the map over it
 
 
 def backend(node: str) -> str:
@@ -35,7 +36,7 @@ def config(cluster: Cluster, *, listen: str, out: Path) -> str:
         "# Run: haproxy -f " + str(out / CONFIG_FILE) + " -D -p PIDFILE",
         "global",
         "    log stderr format short local0 warning",
-        f"    stats socket {out / 'haproxy.sock'} mode 600 level admin",
+        f"    stats socket {out / SOCKET_FILE} mode 600 level admin",
         "",
         "defaults",
         "    mode http",
@@ -52,11 +53,14 @@ def config(cluster: Cluster, *, listen: str, out: Path) -> str:
         "    acl metrics path /metrics",
         "    acl has_hunt url_param(hunt) -m found",
         "    acl has_node url_param(node) -m found",
+        "    acl has_partition url_param(partition) -m found",
         "    # /metrics?node=a: that node's metrics.",
         "    use_backend node_%[url_param(node)] if metrics has_node",
         f"    # /v1?hunt=H: the node hosting partition crc32(H) % {cluster.partitions}, as {MAP_FILE} says.",
         f"    use_backend %[url_param(hunt),crc32,mod({cluster.partitions}),map({out / MAP_FILE},any)]"
         " if websocket has_hunt",
+        "    # /v1?partition=N: the node hosting partition N (clients asking every partition, as for `hunts`).",
+        f"    use_backend %[url_param(partition),map({out / MAP_FILE},any)] if websocket has_partition",
         "    default_backend any",
         "",
     ]

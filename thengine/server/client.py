@@ -22,7 +22,8 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any, AsyncIterator
 
 import trio
@@ -35,6 +36,7 @@ from ..errors import SubscriberTooSlow, UnknownHunt, leaves
 from ..runtime.boards import Board, BoardUpdate, BoardWatch
 from .dialing import Closed, RequestFailed, ResultUnknown, ServerError, Target, WebSocket, closed_error, dial, redial
 from .dialing import dumps as _dumps
+from .routing import Routes, hunt_of, merged_hunts, wrong_partition
 from .protocol import CLOSE_GOING_AWAY, CLOSE_INVALID_DATA, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN
 
 __all__ = ["Client", "RemoteSubscription", "RemoteTicket", "RemoteWatch", "RequestFailed", "ResultUnknown",
@@ -45,7 +47,7 @@ DEFAULT_IN_FLIGHT = 64
 
 @asynccontextmanager
 async def connect(url: str, token: str, *, timeout: float = 10.0, reconnect: bool = False,
-                  give_up_after: float = 60.0) -> AsyncIterator[Client]:
+                  give_up_after: float = 60.0, _routed: bool = True) -> AsyncIterator[Client]:
     """Connect to `url` (``ws://HOST:PORT/v1``) and authenticate with `token`.
 
     With ``reconnect=True`` the client survives the network and server restarts: when
@@ -56,6 +58,10 @@ async def connect(url: str, token: str, *, timeout: float = 10.0, reconnect: boo
     applies it once whatever happened; a command in flight without one gets
     `ResultUnknown` (it may or may not have been applied), never a silent double.
     Queries in flight are re-sent. A refused token is never retried.
+
+    In a cluster (`url` is a node, or its load balancer with ``?hunt=H``), a request
+    answered ``wrong_partition`` is sent once more on a connection to the hunt's node,
+    and `hunts` asks every node (see `routing`).
 
     Raises:
         ServerError: cannot connect, the token is refused (the reason says why), or
@@ -72,7 +78,12 @@ async def connect(url: str, token: str, *, timeout: float = 10.0, reconnect: boo
                             reconnect=reconnect, give_up_after=give_up_after)
             try:
                 nursery.start_soon(client._run)
-                yield client
+                async with AsyncExitStack() as peers:
+                    if _routed and "cluster" in welcome:
+                        client._routes = Routes(client, peers, partial(
+                            connect, token=token, timeout=timeout, reconnect=reconnect,
+                            give_up_after=give_up_after, _routed=False))
+                    yield client
             finally:
                 client._closing = True
                 with trio.move_on_after(timeout) as scope:
@@ -133,7 +144,13 @@ class RemoteTicket:
 
     async def result(self) -> Result:
         """The command's `Result`. Raises `ServerError` (`ResultUnknown`) or `RequestFailed`."""
-        return _to_result(await self._client._reply(self._waiter))
+        return _to_result(await self._client._routed_reply(self._waiter))
+
+
+def _failed(reply: dict[str, Any]) -> RequestFailed:
+    """A refused subscription or watch (an error frame, or a result with an error)."""
+    error = reply.get("error") or {}
+    return RequestFailed(str(reply.get("code") or error.get("code")), str(reply.get("message") or error.get("message")))
 
 
 def _to_result(reply: dict[str, Any]) -> Result:
@@ -175,6 +192,8 @@ class Client:
         self._up.set()
         self._closing = False
         self.reconnects = 0  # connections made again after one was lost
+        self._routes: Routes | None = None  # in a cluster: the other nodes' connections
+        self._owner: Client | None = None  # a peer's: the client whose routes opened it
 
     def _welcomed(self, welcome: dict[str, Any]) -> None:
         self.welcome = welcome
@@ -199,8 +218,9 @@ class Client:
         frame: dict[str, Any] = {"op": "command", "command": body}
         if command_id is not None:
             frame["command_id"] = command_id
+        via = self._route(body)
         try:
-            return RemoteTicket(self, await self._send(frame, slot=True))
+            return RemoteTicket(via, await via._send(frame, slot=True))
         except _TooBig as exc:  # bad input, like any invalid command: a result, not an exception
             return RemoteTicket(self, _answered({"op": "result", "ok": False, "error": {
                 "code": "invalid_command", "message": str(exc)}}))
@@ -208,7 +228,12 @@ class Client:
     async def query(self, query: Query | dict[str, Any]) -> dict[str, Any] | Result:
         """The answer (a dict), or a `Result` with the error, like `Engine.query`."""
         body = query if isinstance(query, dict) else to_json(query)
-        reply = await self.request({"op": "query", "query": body}, slot=True)
+        if self._routes is not None and body.get("type") == "hunts":
+            return merged_hunts([await node._query(body) for node in await self._routes.every_node()])
+        return await self._route(body)._query(body)
+
+    async def _query(self, body: dict[str, Any]) -> dict[str, Any] | Result:
+        reply = await self._routed_reply(await self._send({"op": "query", "query": body}, slot=True))
         if reply.get("op") == "result" and reply.get("ok"):
             return reply["data"]
         return _to_result(reply)
@@ -223,40 +248,84 @@ class Client:
         server shuts down. With ``reconnect``, a lost connection (or the server dropping
         us as too slow) resumes after the last seq received instead.
         """
-        rid = next(self._ids)
-        sub = RemoteSubscription(self, rid, buffer, after_seq or 0, hunt_id)
+        via = self._route({"hunt_id": hunt_id})
+        rid = next(via._ids)
+        sub = RemoteSubscription(via, rid, buffer, after_seq or 0, hunt_id)
         frame: dict[str, Any] = {"op": "subscribe", "hunt_id": hunt_id, "batch": True}
         if after_seq is not None:
             frame["after_seq"] = after_seq
-        async with self._subscription(sub, frame) as reply:
-            if reply.get("op") != "subscribed":
-                raise RequestFailed(str(reply.get("code")), str(reply.get("message")))
-            sub._started(reply.get("after_seq", 0))
-            yield sub
+        elsewhere = None
+        async with via._subscription(sub, frame) as reply:
+            if wrong_partition(reply) and hunt_id is not None and self._routes is not None:
+                elsewhere = await self._routes.peer_for(hunt_id, reply, via)
+            elif reply.get("op") != "subscribed":
+                raise _failed(reply)
+            else:
+                sub._started(reply.get("after_seq", 0))
+                yield sub
+        if elsewhere is not None:
+            async with elsewhere.subscribe(hunt_id=hunt_id, after_seq=after_seq, buffer=buffer) as sub:
+                yield sub
 
     @asynccontextmanager
     async def watch_leaderboard(self, hunt_id: str, *, limit: int = 10, interval_s: float = 0.25,
                                 around: str | None = None) -> AsyncIterator[RemoteWatch]:
         """A live leaderboard, as `Engine.watch_leaderboard`: an async iterator of
         `BoardUpdate`s, the newest only. Raises `UnknownHunt` for no such hunt."""
-        watch = RemoteWatch(next(self._ids), around)
+        via = self._route({"hunt_id": hunt_id})
+        watch = RemoteWatch(next(via._ids), around)
         frame: dict[str, Any] = {"op": "watch", "hunt_id": hunt_id, "limit": limit,
                                  "interval_ms": round(interval_s * 1000)}
         if around is not None:
             frame["around"] = around
         watch.frame = frame
-        async with self._subscription(watch, frame) as reply:
-            if reply.get("op") != "watching":
+        elsewhere = None
+        async with via._subscription(watch, frame) as reply:
+            if wrong_partition(reply) and self._routes is not None:
+                elsewhere = await self._routes.peer_for(hunt_id, reply, via)
+            elif reply.get("op") != "watching":
                 error = reply.get("error") or {}
                 if error.get("code") == "unknown_hunt":
                     raise UnknownHunt(str(error.get("message")))
-                raise RequestFailed(str(reply.get("code") or error.get("code")),
-                                    str(reply.get("message") or error.get("message")))
-            yield watch
+                raise _failed(reply)
+            else:
+                yield watch
+        if elsewhere is not None:
+            async with elsewhere.watch_leaderboard(hunt_id, limit=limit, interval_s=interval_s, around=around) as watch:
+                yield watch
 
     async def request(self, frame: dict[str, Any], *, slot: bool = False) -> dict[str, Any]:
         """Send any request frame (its ``id`` is filled in) and return the reply frame."""
         return await self._reply(await self._send(dict(frame), slot=slot))
+
+    # -- a cluster's partitions --------------------------------------------------------
+    def _route(self, body: dict[str, Any]) -> Client:
+        """The connection for a command or query `body`: its hunt's node's, if known."""
+        hunt_id = hunt_of(body)
+        if self._routes is None or hunt_id is None:
+            return self
+        return self._routes.client_for(hunt_id)
+
+    async def _routed_reply(self, waiter: _Waiter) -> dict[str, Any]:
+        """The reply to `waiter`; a ``wrong_partition`` one is followed to the hunt's node."""
+        reply = await self._reply(waiter)
+        home = self._home
+        if home._routes is None or not wrong_partition(reply):
+            return reply
+        frame = json.loads(waiter.text)
+        hunt_id = hunt_of(frame.get("command") or frame.get("query"))
+        if hunt_id is None:
+            return reply
+        frame.pop("id", None)
+
+        async def again(peer: Client) -> dict[str, Any]:
+            return await peer._reply(await peer._send(dict(frame), slot=True))
+
+        return await home._routes.follow(hunt_id, reply, self, again)
+
+    @property
+    def _home(self) -> Client:
+        return self._owner if self._owner is not None else self
 
     # -- plumbing -----------------------------------------------------------------------
     @asynccontextmanager

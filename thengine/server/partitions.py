@@ -139,8 +139,10 @@ class Partitions:
         """The ``cluster`` part of a welcome: None outside a cluster."""
         if self.cluster is None:
             return None
+        self._reload()
         return {"node": self.node, "partitions": self.cluster.partitions,
-                "hosts": sorted(index for index in self.hosted if index is not None)}
+                "hosts": sorted(index for index in self.hosted if index is not None),
+                "nodes": {node.name: node_url(node) for node in self.cluster.nodes.values()}}
 
     def seqs(self) -> dict[str, int]:
         """Each hosted partition's last committed seq (the key "" outside a cluster)."""
