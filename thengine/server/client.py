@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, AsyncIterator
 
@@ -78,12 +78,11 @@ async def connect(url: str, token: str, *, timeout: float = 10.0, reconnect: boo
                             reconnect=reconnect, give_up_after=give_up_after)
             try:
                 nursery.start_soon(client._run)
-                async with AsyncExitStack() as peers:
-                    if _routed and "cluster" in welcome:
-                        client._routes = Routes(client, peers, partial(
-                            connect, token=token, timeout=timeout, reconnect=reconnect,
-                            give_up_after=give_up_after, _routed=False))
-                    yield client
+                if _routed and "cluster" in welcome:
+                    client._routes = Routes(client, nursery, partial(
+                        connect, token=token, timeout=timeout, reconnect=reconnect,
+                        give_up_after=give_up_after, _routed=False))
+                yield client
             finally:
                 client._closing = True
                 with trio.move_on_after(timeout) as scope:

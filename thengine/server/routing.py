@@ -20,7 +20,6 @@ reads (`hunts`) ask one connection per node, through the proxy with
 from __future__ import annotations
 
 import random
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,11 +60,11 @@ def with_param(url: str, **params: str) -> str:
 class Routes:
     """The connections of one client in a cluster, by node and by partition."""
 
-    def __init__(self, home: Client, stack: AsyncExitStack, open_peer: Callable[[str], Any]) -> None:
+    def __init__(self, home: Client, nursery: trio.Nursery, open_peer: Callable[[str], Any]) -> None:
         info = home.welcome["cluster"]
         self.partitions: int = int(info["partitions"])
         self._home = home
-        self._stack = stack
+        self._nursery = nursery  # the home client's: each peer connection lives in a task of it
         self._open_peer = open_peer  # url -> an async context manager of a Client (no routes of its own)
         self._through_proxy = "hunt" in dict(parse_qsl(urlsplit(home.url).query))
         self._by_node: dict[str, Client] = {}
@@ -85,7 +84,7 @@ class Routes:
             del self._by_partition[index]
 
     async def _connect(self, url: str) -> Client:
-        client: Client = await self._stack.enter_async_context(self._open_peer(url))
+        client: Client = await self._nursery.start(self._hold, url)
         client._owner = self._home
         node = (client.welcome.get("cluster") or {}).get("node")
         known = self._by_node.get(node) if isinstance(node, str) else None
@@ -95,6 +94,12 @@ class Routes:
         self._by_node.pop(node, None)
         self._learn(client)
         return client
+
+    async def _hold(self, url: str, *, task_status: trio.TaskStatus[Client]) -> None:
+        """One peer connection, open until the home client closes (cancelling its nursery)."""
+        async with self._open_peer(url) as client:
+            task_status.started(client)
+            await trio.sleep_forever()
 
     def client_for(self, hunt_id: str) -> Client:
         """The connection to use for `hunt_id` now (the home connection if none is known)."""
