@@ -172,6 +172,6 @@ async def test_status_shows_each_node_its_partitions_hunts_and_commands_per_seco
         assert node["up"] is True and node["commands_per_s"] is not None and node["commands_per_s"] >= 0
         [part] = node["partitions"]
         assert part["hunts"] == sum(1 for h in made if partition_of(h, 2) == part["partition"])
-        assert node["seq"] == part["last_seq"] > 0
+        assert node["seqs"] == {str(part["partition"]): part["last_seq"]} and part["last_seq"] > 0
     table = invoke("cluster", "status", cluster_file, "--window", "0.1").stdout
     assert re.search(r"^node a at 127\.0\.0\.1:\d+: up, [\d.,]+ commands/s$", table, re.M), table

@@ -68,3 +68,38 @@ async def test_a_restored_replica_verifies_and_holds_the_log_up_to_its_position(
         ours = [e.to_json() for e in original.read_events()]
     assert theirs and theirs == ours[:len(theirs)]
     assert len(theirs) == len(ours)  # nothing was written after the last sync: all of it shipped
+
+
+async def test_status_shows_how_far_each_replica_is_behind(tmp_path: Path) -> None:
+    binary = litestream()
+    cluster_file = tmp_path / "cluster.toml"
+    assert invoke("cluster", "init", cluster_file, "--partitions", 1, "--node", "a=127.0.0.1:1801").exit_code == 0
+    db = load_cluster(cluster_file).db_path(0)
+    config, replica = tmp_path / "a.yml", f"file://{tmp_path}/replica"
+    assert invoke("cluster", "litestream", cluster_file, "--node", "a", "--replica", replica,
+                  "--sync-interval", "100ms", "--out", config).exit_code == 0
+    definition = parse_definition({"id": "lag", "title": "Lag", "clues": [
+        {"id": "c", "prompt": "?", "points": 1, "answers": ["x"]}]})
+    replicating = subprocess.Popen([binary, "replicate", "-config", str(config)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    try:
+        async with open_engine(db) as engine:
+            assert (await engine.submit(CreateHunt(definition=definition))).ok
+        await trio.sleep(1.5)  # shipped
+    finally:
+        replicating.send_signal(signal.SIGTERM)
+        replicating.wait(timeout=30)
+
+    def part() -> dict:
+        shown = invoke("cluster", "status", cluster_file, "--json", "--window", "0.1", "--replica", replica)
+        assert shown.exit_code == 0, shown.stderr
+        return json.loads(shown.stdout)["nodes"]["a"]["partitions"][0]["replication"]
+
+    assert part() == {"replica": f"{replica}/p00", "unshipped": 0, "lag_s": 0.0}
+    await trio.sleep(2.1)
+    async with open_engine(db) as engine:  # written while nothing replicates
+        assert (await engine.submit(StartHunt(hunt_id="lag"))).ok
+    behind = part()
+    assert behind["lag_s"] >= 2
+    table = invoke("cluster", "status", cluster_file, "--window", "0.1", "--replica", replica).stdout
+    assert f"replica {behind['lag_s']:,.0f} s behind" in table, table

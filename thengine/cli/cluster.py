@@ -162,17 +162,20 @@ def cluster_litestream(path: str, node_name: str, replica: str, sync_interval: s
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
 @click.option("--window", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, metavar="S",
               help="Seconds between the two /metrics samples that give commands/s.")
-def cluster_status(path: str, as_json: bool, window: float) -> None:
-    """Show each node: up or down, its partitions with their hunts and events, commands/s.
+@click.option("--replica", metavar="URL",
+              help="The replica URL given to `cluster litestream`: show each partition's replication lag.")
+def cluster_status(path: str, as_json: bool, window: float, replica: str | None) -> None:
+    """Show each node: up or down, its partitions with their hunts and events, commands/s,
+    and with --replica how far each partition's Litestream replica is behind.
 
     Reads the partition databases read-only and asks each node for /healthz and /metrics,
     so it works while the cluster runs (and says which nodes are down).
 
     \b
     Example:
-      thengine cluster status cluster.toml
+      thengine cluster status cluster.toml --replica file:///backups/thengine
     """
-    report = cluster_status_of(load(path), window=window)
+    report = cluster_status_of(load(path), window=window, replica=replica)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -185,7 +188,7 @@ def cluster_status(path: str, as_json: bool, window: float) -> None:
                 click.echo(f"  partition {part['partition']:>3}: {part['error']}")
             else:
                 click.echo(f"  partition {part['partition']:>3}: {part['hunts']:,} hunts, {part['events']:,} events, "
-                           f"seq {part['last_seq']:,}, {human_bytes(part['db_bytes'])}")
+                           f"seq {part['last_seq']:,}, {human_bytes(part['db_bytes'])}{_lag(part)}")
 
 
 @cluster.command("move")
@@ -220,6 +223,17 @@ def cluster_move(path: str, partition: int, to: str, haproxy_dir: str | None) ->
     click.echo(f"moved partition {report.partition} from node {report.source} to node {report.target} at seq "
                f"{report.seq:,}: its hunts waited {report.unavailable_s * 1000:,.0f} ms "
                f"(all done in {report.total_s * 1000:,.0f} ms); {report.proxy}")
+
+
+def _lag(part: dict) -> str:
+    shipping = part.get("replication")
+    if shipping is None:
+        return ""
+    if "error" in shipping:
+        return f"; replica: {shipping['error']}"
+    if not shipping["unshipped"] and not shipping["lag_s"]:
+        return "; replica up to date"
+    return f"; replica {shipping['lag_s']:,.0f} s behind ({shipping['unshipped']} files to ship)"
 
 
 def _secret(path: Path) -> bytes:
