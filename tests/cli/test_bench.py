@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from thengine.cluster.config import load_cluster, partition_of
 from thengine.storage.store import Store
 
 from .helpers_replay import assert_error, invoke
@@ -88,3 +89,34 @@ def test_a_db_that_is_not_a_database_is_bad_input(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("not sqlite")
     assert_error(invoke("bench", "--db", junk), 2, "not a thengine database")
+
+
+def test_cluster_runs_every_node_on_its_own_partitions_at_once(tmp_path: Path) -> None:
+    file = tmp_path / "cluster.toml"
+    assert invoke("cluster", "init", file, "--partitions", 4, "--node", "a=127.0.0.1:1801",
+                  "--node", "b=127.0.0.1:1802").exit_code == 0
+    result = invoke("bench", "--cluster", file, "--hunts", 8, "--players", 200, "--concurrency", 8,
+                    "--commands", 400, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["nodes"]) == {"a", "b"}
+    assert [report["nodes"][n]["commands"] for n in ("a", "b")] == [200, 200]  # each its share: 2 of 4 partitions
+    assert report["commands"] == 400
+    assert report["commands_per_s"] == round(400 / report["seconds"], 1)
+    cluster = load_cluster(file)
+    made = 0
+    for partition in range(4):  # every partition got hunts, only its own
+        with Store.open(str(cluster.db_path(partition)), readonly=True) as store:
+            hunts = store.hunt_ids()
+        assert hunts and all(partition_of(h, 4) == partition for h in hunts)
+        made += len(hunts)
+    assert made == 8
+
+
+def test_cluster_and_db_together_is_bad_input(tmp_path: Path) -> None:
+    file = tmp_path / "cluster.toml"
+    assert invoke("cluster", "init", file, "--partitions", 2, "--node", "a=127.0.0.1:1801").exit_code == 0
+    result = invoke("bench", "--cluster", file, "--db", tmp_path / "x.db")
+    assert result.exit_code == 2 and "either --db or --cluster" in result.stderr
+    result = invoke("bench", "--cluster", tmp_path / "none.toml")
+    assert result.exit_code == 2 and "no cluster file" in result.stderr

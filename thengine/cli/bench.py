@@ -11,8 +11,11 @@ from typing import TextIO
 import click
 import trio
 
+from ..cluster.config import ClusterError, load_cluster
 from ..sim.bench import BenchConfig, BenchError, BenchResult, run_bench
+from ..sim.cluster_bench import run_cluster, run_node
 from ._group import BadInput, Failure, main
+from .admin import run_async
 
 
 @main.command("bench")
@@ -35,8 +38,13 @@ from ._group import BadInput, Failure, main
               help="Give every measured command a command_id, as networked and ingested commands have.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object and nothing else (with \"stages\" and \"gc_pause_ms\").")
+@click.option("--cluster", "cluster_file", type=click.Path(dir_okay=False), metavar="CLUSTER.toml",
+              help="Run on a cluster's partition files (its nodes stopped): one process per node, each driving "
+                   "its partitions with its share of the load, all started together.")
+@click.option("--node", hidden=True, help="(internal) the node process of a --cluster run.")
 def bench_command(hunts: int, players: int, concurrency: int, commands: int, sync: str, rate: float | None,
-                  db: str | None, shards: int, command_ids: bool, as_json: bool) -> None:
+                  db: str | None, shards: int, command_ids: bool, as_json: bool, cluster_file: str | None,
+                  node: str | None) -> None:
     """Measure the engine: commands/s and latency percentiles under a realistic game load.
 
     Creates HUNTS generated hunts in a temporary database, joins most players, then
@@ -52,12 +60,16 @@ def bench_command(hunts: int, players: int, concurrency: int, commands: int, syn
       thengine bench                                   # the defaults: 100k commands
       thengine bench --commands 2000 --concurrency 10 --json
       thengine bench --rate 5000 --commands 50000      # latency at 5,000 commands/s
+      thengine bench --cluster cluster.toml            # every node at once, one process each
     """
     try:
         config = BenchConfig(hunts=hunts, players=players, concurrency=concurrency, commands=commands,
                              sync=sync, rate=rate, db=db, shards=shards, command_ids=command_ids)
     except ValueError as exc:
         raise BadInput(f"--{exc}") from exc
+    if cluster_file is not None:
+        _bench_cluster(cluster_file, node, config, db, as_json)
+        return
     if db is not None:
         check_db_file(db)
     stderr = sys.stderr
@@ -77,6 +89,40 @@ def bench_command(hunts: int, players: int, concurrency: int, commands: int, syn
         click.echo(json.dumps(result.to_json()))
     else:
         _print_summary(result)
+
+
+def _bench_cluster(cluster_file: str, node: str | None, config: BenchConfig, db: str | None, as_json: bool) -> None:
+    if db is not None:
+        raise BadInput("give either --db or --cluster, not both")
+    try:
+        cluster = load_cluster(cluster_file)
+        node_of = cluster.node(node) if node is not None else None
+    except ClusterError as exc:
+        raise BadInput("; ".join(exc.problems)) from None
+    if node_of is not None:  # one node's process of a cluster run
+        try:
+            result = run_async(run_node, cluster, node_of, config)
+        except BenchError as exc:
+            raise Failure(str(exc)) from exc
+        click.echo(json.dumps(result.to_json()))
+        return
+    if not as_json:
+        click.echo(f"bench: {len(cluster.nodes)} nodes, {cluster.partitions} partitions, {config.hunts} hunts, "
+                   f"{config.players:,} players, {config.commands:,} commands; setting up...", err=True)
+    try:
+        report = run_cluster(cluster, config, say=None if as_json else lambda text: click.echo(text, err=True))
+    except BenchError as exc:
+        raise Failure(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    lat = report["latency_ms"]
+    click.echo(f"{report['commands']:,} commands in {report['seconds']:.2f} s on {len(cluster.nodes)} nodes: "
+               f"{report['commands_per_s']:,.0f} commands/s")
+    for name, one in report["nodes"].items():
+        click.echo(f"  node {name:<8} {one['commands']:>9,} commands  {one['commands_per_s']:>9,.0f}/s  "
+                   f"p99 {one['latency_ms']['p99']:.2f} ms  max {one['latency_ms']['max']:.2f} ms")
+    click.echo(f"  worst node  p50 {lat['p50']:.2f}  p99 {lat['p99']:.2f}  p99.9 {lat['p999']:.2f}  max {lat['max']:.2f} ms")
 
 
 def check_db_file(path: str) -> None:

@@ -25,6 +25,7 @@ expects. A bot that finds the treasure comes back as a new player.
 from __future__ import annotations
 
 import functools
+import itertools
 import gc
 import math
 import os
@@ -32,7 +33,7 @@ import random
 import tempfile
 from collections import Counter, deque
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import attrs
 import trio
@@ -315,10 +316,14 @@ async def _free_prefix(engine: Engine) -> str:
     return f"bench{run}-"
 
 
-async def setup(engine: Engine, config: BenchConfig, prefix: str | None = None) -> list[HuntDefinition]:
-    """Create and start the hunts and join the set-up share of players."""
+async def setup(engine: Engine, config: BenchConfig, prefix: str | None = None, *,
+                accept: Callable[[str], bool] | None = None) -> list[HuntDefinition]:
+    """Create and start the hunts (`config.hunts` ids that `accept` takes) and join the
+    set-up share of players."""
     prefix = prefix or await _free_prefix(engine)
-    hunts = [hunt_definition(f"{prefix}{i:04d}", clues=config.clues) for i in range(config.hunts)]
+    ids = (f"{prefix}{i:04d}" for i in itertools.count())
+    chosen = list(itertools.islice((hunt_id for hunt_id in ids if accept is None or accept(hunt_id)), config.hunts))
+    hunts = [hunt_definition(hunt_id, clues=config.clues) for hunt_id in chosen]
     await _pipeline(engine, (CreateHunt(definition=hunt) for hunt in hunts), "creating the hunts")
     await _pipeline(engine, (StartHunt(hunt_id=hunt.id) for hunt in hunts), "starting the hunts")
     joins = (JoinHunt(hunt_id=player_hunt(i, hunts).id, player_id=f"p{i}")
@@ -436,42 +441,59 @@ async def run_bench(config: BenchConfig, *, progress: Progress | None = None) ->
     """
     with _database(config.db) as path:
         async with open_engine(path, shards=config.shards, sync=config.sync) as engine:
-            engine.stats.gc.reset()  # every pause from here to the end counts, set-up included
-            clock = trio.current_time
-            setup_started = clock()
-            prefix = await _free_prefix(engine)
-            hunts = await setup(engine, config, prefix)
-            # The commands (and their ids) are made before the clock starts: the generator's
-            # own cost stays out of what is measured.
-            with _not_collecting():  # (a plan is 200,000 new objects, all alive to the end, no cycles)
-                plan: Any = (_closed_plan(config, hunts, prefix) if config.rate is None
-                             else _open_plan(config, hunts, prefix))
-                engine.stats.gc.freeze()  # the hunts, players and planned commands live all run long
-            recorder = _Recorder()
-            await trio.sleep(2 * LAG_PROBE_S)  # (the probe's wake-up late by the planning is not the run's)
-            engine.stats.reset()  # the stages of the measured commands only
-            started = clock()
-            setup_seconds = started - setup_started
-
-            async def report() -> None:
-                assert progress is not None
-                while True:
-                    await trio.sleep(PROGRESS_INTERVAL_S)
-                    progress(len(recorder.latencies), config.commands, clock() - started)
-
-            async with trio.open_nursery() as nursery:
-                if progress is not None:
-                    nursery.start_soon(report)
-                if config.rate is None:
-                    await _closed_loop(engine, plan, recorder)
-                else:
-                    await _open_loop(engine, config, plan, recorder)
-                nursery.cancel_scope.cancel()
-            seconds = clock() - started
-            if progress is not None:
-                progress(len(recorder.latencies), config.commands, seconds)
-            stages = engine.stats.to_json()
+            measured = await measure(engine, config, progress=progress)
         pauses = engine.stats.gc.worst()  # (the engine's close included)
+    return attrs.evolve(measured, gc_pause_ms=_pauses_ms(pauses))
+
+
+def _pauses_ms(pauses: Any) -> dict[str, float]:
+    return {"max": round(pauses.max * 1000, 3), "p99": round(pauses.percentile(0.99) * 1000, 3),
+            "count": pauses.count}
+
+
+async def measure(engine: Any, config: BenchConfig, *, progress: Progress | None = None,
+                  accept: Callable[[str], bool] | None = None,
+                  go: Callable[[], Awaitable[None]] | None = None) -> BenchResult:
+    """Set up and time the load on `engine` (an `Engine`, or anything with its `send`,
+    `submit`, `query` and `stats`, as `cluster_bench.Routed`): `accept` picks the hunt
+    ids to use (default: all), and `go` is awaited just before the clock starts."""
+    engine.stats.gc.reset()  # every pause from here to the end counts, set-up included
+    clock = trio.current_time
+    setup_started = clock()
+    prefix = await _free_prefix(engine)
+    hunts = await setup(engine, config, prefix, accept=accept)
+    # The commands (and their ids) are made before the clock starts: the generator's
+    # own cost stays out of what is measured.
+    with _not_collecting():  # (a plan is 200,000 new objects, all alive to the end, no cycles)
+        plan: Any = (_closed_plan(config, hunts, prefix) if config.rate is None
+                     else _open_plan(config, hunts, prefix))
+        engine.stats.gc.freeze()  # the hunts, players and planned commands live all run long
+    recorder = _Recorder()
+    await trio.sleep(2 * LAG_PROBE_S)  # (the probe's wake-up late by the planning is not the run's)
+    setup_seconds = clock() - setup_started
+    if go is not None:
+        await go()
+    engine.stats.reset()  # the stages of the measured commands only
+    started = clock()
+
+    async def report() -> None:
+        assert progress is not None
+        while True:
+            await trio.sleep(PROGRESS_INTERVAL_S)
+            progress(len(recorder.latencies), config.commands, clock() - started)
+
+    async with trio.open_nursery() as nursery:
+        if progress is not None:
+            nursery.start_soon(report)
+        if config.rate is None:
+            await _closed_loop(engine, plan, recorder)
+        else:
+            await _open_loop(engine, config, plan, recorder)
+        nursery.cancel_scope.cancel()
+    seconds = clock() - started
+    if progress is not None:
+        progress(len(recorder.latencies), config.commands, seconds)
+    stages = engine.stats.to_json()
     return BenchResult(
         config=config,
         commands=len(recorder.latencies),
@@ -482,6 +504,5 @@ async def run_bench(config: BenchConfig, *, progress: Progress | None = None) ->
         setup_seconds=setup_seconds,
         latency_ms=percentiles(recorder.latencies),
         stages={name: stage for name, stage in stages.items() if not name.startswith("gc_")},
-        gc_pause_ms={"max": round(pauses.max * 1000, 3), "p99": round(pauses.percentile(0.99) * 1000, 3),
-                     "count": pauses.count},
+        gc_pause_ms=_pauses_ms(engine.stats.gc.worst()),
     )
