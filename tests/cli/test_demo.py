@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from thengine.cluster.config import load_cluster, partition_of
 from thengine.sim import demo
 from thengine.sim.demo import example_hunt
 from thengine.storage.store import Store
@@ -100,3 +102,26 @@ async def test_spoofing_bots_are_flagged_and_replay_shows_the_flag_and_awarded_p
     assert sum(item["points"] for item in player["history"]) == player["score"]
     assert solved[0]["points"] == 100 + (50, 30, 10, 0, 0, 0, 0, 0)[solved[0]["solver"] - 1] - \
         max(0, min(40, 5 * (solved[0]["solver"] - 1)))
+
+
+def test_demo_cluster_makes_a_two_node_cluster_and_plays_on_the_hunts_node(tmp_path: Path) -> None:
+    root = tmp_path / "demo-cluster"
+    placed = {}
+    for _ in range(2):  # old-town is partition 2's (node a), old-town-2 partition 1's (node b)
+        result = invoke("demo", "--cluster", root, "--seconds", 2, "--players", 20)
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        hunt_id = re.search(r"--hunt (\S+)", result.stdout).group(1)
+        assert f"thengine replay --cluster {root / 'cluster.toml'} --hunt {hunt_id}" in result.stdout
+        placed[hunt_id] = result.stdout
+    assert "made a cluster of 2 nodes and 4 partitions" not in result.stderr  # the second run reused it
+    cluster = load_cluster(root / "cluster.toml")
+    assert set(cluster.nodes) == {"a", "b"} and cluster.partitions == 4
+    assert {cluster.owner(partition_of(h, 4)).name for h in placed} == {"a", "b"}
+    for hunt_id in placed:
+        with Store.open(str(cluster.db_path(partition_of(hunt_id, 4))), readonly=True) as store:
+            assert hunt_id in store.hunt_ids()
+            kinds = {e.type for e in store.read_events() if e.hunt_id == hunt_id}
+        assert {"hunt_created", "hunt_started", "player_joined", "hunt_ended"} <= kinds
+    for node in cluster.nodes.values():  # both nodes were stopped again
+        with socket.socket() as probe:
+            assert probe.connect_ex((node.host, node.port)) != 0

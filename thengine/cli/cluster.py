@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from functools import partial
 from pathlib import Path
 
 import click
 
 from ..cluster import haproxy, litestream
+from ..cluster.local import create as create_cluster
 from ..cluster.move import BadMove, MoveError
 from ..cluster.move import move as move_partition
 from ..cluster.status import status as cluster_status_of
-from ..cluster.config import (
-    DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITION_META_KEY, PARTITIONS_DIR, Cluster, ClusterError, Node, load_cluster, parse_listen,
-    spread,
-)
+from ..cluster.config import DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, load_cluster, parse_listen
 from ..domain.fields import ID_PATTERN
-from ..server.tokens import SECRET_META_KEY, encode_secret, new_secret
-from ..storage.store import Store
-from ..errors import StorageError
 from ._group import BadInput, Failure, main
 from .admin import SubGroup, human_bytes, run_async
 
@@ -74,21 +68,10 @@ def cluster_init(path: str, partitions: int, nodes: tuple[str, ...], secret_file
     if len(parsed) > partitions:
         raise BadInput(f"--partitions {partitions} is fewer than the {len(parsed)} nodes: a node would host nothing")
     secret_path = Path(secret_file).absolute() if secret_file else file.parent / "cluster.secret"
-    secret = _secret(secret_path)
-    hosted = spread(partitions, names)
-    made = Cluster(path=file, partitions=partitions, secret_file=secret_path,
-                   nodes={name: Node(name=name, host=host, port=port, partitions=hosted[name])
-                          for name, (host, port) in parsed})
-    (file.parent / PARTITIONS_DIR).mkdir(exist_ok=True)
-    for partition in range(partitions):
-        db = made.db_path(partition)
-        try:
-            with Store.open(db) as store:  # creates it, or migrates one left from before
-                store.set_meta(SECRET_META_KEY, encode_secret(secret), what="storing the cluster's token secret")
-                store.set_meta(PARTITION_META_KEY, f"{partition}/{partitions}", what="storing the partition number")
-        except StorageError as exc:
-            raise BadInput(str(exc)) from exc
-    file.write_text(made.to_toml(), encoding="utf-8")
+    try:
+        made = create_cluster(file, partitions, parsed, secret_path)
+    except ClusterError as exc:
+        raise BadInput("; ".join(exc.problems)) from None
     for node in made.nodes.values():
         click.echo(f"node {node.name} at {node.listen}: partitions {', '.join(map(str, node.partitions))}")
     click.echo(f"wrote {path} ({partitions} partitions in {file.parent / PARTITIONS_DIR}/, "
@@ -234,20 +217,6 @@ def _lag(part: dict) -> str:
     if not shipping["unshipped"] and not shipping["lag_s"]:
         return "; replica up to date"
     return f"; replica {shipping['lag_s']:,.0f} s behind ({shipping['unshipped']} files to ship)"
-
-
-def _secret(path: Path) -> bytes:
-    """The secret in `path`, or a new one written there (readable by its owner only)."""
-    if path.exists():
-        try:
-            return bytes.fromhex(path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise BadInput(f"--secret-file {path}: not a secret thengine wrote ({exc})") from None
-    secret = new_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(encode_secret(secret) + "\n")
-    return secret
 
 
 def load(path: str) -> Cluster:

@@ -24,7 +24,7 @@ import trio
 
 from .bench import percentiles
 from ..domain.commands import (
-    CheckIn, CreateHunt, EndHunt, Entries, Flags, Hunts, JoinHunt, JudgeEntry, Leaderboard, RequestHint, StartHunt,
+    CheckIn, CreateHunt, EndHunt, Entries, Flags, Hunt as HuntQuery, Hunts, JoinHunt, JudgeEntry, Leaderboard, RequestHint, StartHunt,
     SubmitAnswer, SubmitEntry,
 )
 from ..domain.definition import Clue, HuntDefinition, parse_hunt_toml
@@ -111,6 +111,8 @@ class DemoSummary:
     flagged: list[str] = attrs.field(factory=list)
     #: Entries for the judged clue, by status at the end (``pending``, ``accepted``, ``rejected``).
     entries: dict[str, int] = attrs.field(factory=dict)
+    #: The cluster file, when the demo played in a cluster (`db` is then the hunt's partition).
+    cluster: str | None = None
 
     @property
     def commands_per_s(self) -> float:
@@ -119,6 +121,8 @@ class DemoSummary:
     @property
     def replay_command(self) -> str:
         """The command line that shows this demo's hunt from its log."""
+        if self.cluster is not None:
+            return f"thengine replay --cluster {shlex.quote(self.cluster)} --hunt {self.hunt_id}"
         return f"thengine replay {shlex.quote(self.db)} --hunt {self.hunt_id}"
 
 
@@ -280,59 +284,68 @@ async def _checked(engine: Engine, command: Any) -> None:
         raise DemoError(f"{command.TYPE} was refused: {result.error.code}: {result.error.message}")
 
 
-async def run_demo(config: DemoConfig, *, on_tick: Callable[[DemoStatus], None] | None = None) -> DemoSummary:
-    """Play the demo hunt with bots for `config.seconds` (or until Ctrl-C).
+async def run_demo(config: DemoConfig, *, on_tick: Callable[[DemoStatus], None] | None = None,
+                   engine: Any = None) -> DemoSummary:
+    """Play the demo hunt with bots for `config.seconds` (or until Ctrl-C), in an engine
+    on `config.db`, or through `engine` (anything with the engine's `submit` and `query`,
+    such as a `thengine.client` connected to a cluster).
 
     Raises:
         DemoError: the example hunt is missing, or setting it up was refused.
         ThengineError: the engine failed (e.g. another engine holds the database).
     """
+    if engine is not None:
+        return await _play(config, engine, on_tick)
+    async with open_engine(config.db) as opened:
+        return await _play(config, opened, on_tick)
+
+
+async def _play(config: DemoConfig, engine: Any, on_tick: Callable[[DemoStatus], None] | None) -> DemoSummary:
     definition = example_hunt()
     rng = random.Random(config.seed)
-    async with open_engine(config.db) as engine:
-        first_seq = engine.committed_seq
-        hunt = attrs.evolve(definition, id=await fresh_hunt_id(engine, definition.id))
-        await _checked(engine, CreateHunt(definition=hunt))
-        await _checked(engine, StartHunt(hunt_id=hunt.id))
-        play = _Play()
-        interrupted = trio.Event()
-        started = trio.current_time()
+    hunt = attrs.evolve(definition, id=await fresh_hunt_id(engine, definition.id))
+    await _checked(engine, CreateHunt(definition=hunt))
+    await _checked(engine, StartHunt(hunt_id=hunt.id))
+    play = _Play()
+    interrupted = trio.Event()
+    started = trio.current_time()
 
-        async def board() -> list[dict[str, Any]]:
-            answer = await engine.query(Leaderboard(hunt_id=hunt.id, limit=10))
-            return answer["entries"] if isinstance(answer, dict) else []
+    async def board() -> list[dict[str, Any]]:
+        answer = await engine.query(Leaderboard(hunt_id=hunt.id, limit=10))
+        return answer["entries"] if isinstance(answer, dict) else []
 
-        async def status() -> DemoStatus:
-            return DemoStatus(hunt_id=hunt.id, title=hunt.title, elapsed=trio.current_time() - started,
-                              seconds=config.seconds, players=play.players,
-                              events=engine.committed_seq - first_seq, commands=play.commands,
-                              treasures=play.treasures, leaderboard=await board())
+    async def status() -> DemoStatus:
+        shown = await engine.query(HuntQuery(hunt_id=hunt.id))
+        return DemoStatus(hunt_id=hunt.id, title=hunt.title, elapsed=trio.current_time() - started,
+                          seconds=config.seconds, players=play.players,
+                          events=shown["version"] if isinstance(shown, dict) else 0, commands=play.commands,
+                          treasures=play.treasures, leaderboard=await board())
 
-        async def ticker() -> None:
-            assert on_tick is not None
-            while True:
-                on_tick(await status())
-                await trio.sleep(TICK_S)
+    async def ticker() -> None:
+        assert on_tick is not None
+        while True:
+            on_tick(await status())
+            await trio.sleep(TICK_S)
 
-        with trio.move_on_after(config.seconds):
-            async with trio.open_nursery() as nursery:
-                if threading.current_thread() is threading.main_thread():
-                    await nursery.start(_cancel_on_sigint, nursery.cancel_scope, interrupted)
-                if on_tick is not None:
-                    nursery.start_soon(ticker)
-                nursery.start_soon(_judge, engine, hunt.id, random.Random(rng.getrandbits(64)))
-                for i in range(config.players):
-                    bot_rng = random.Random(rng.getrandbits(64))
-                    nursery.start_soon(_bot, engine, hunt, f"bot-{i + 1:03d}", bot_rng, play, config)
-        elapsed = trio.current_time() - started
-        await _checked(engine, EndHunt(hunt_id=hunt.id))
-        final = await status()
-        flags = await engine.query(Flags(hunt_id=hunt.id))
-        flagged = list(dict.fromkeys(flag["player_id"] for flag in flags["flags"])) if isinstance(flags, dict) else []
-        queue = await engine.query(Entries(hunt_id=hunt.id))
-        entries: dict[str, int] = {}
-        for entry in queue["entries"] if isinstance(queue, dict) else ():
-            entries[entry["status"]] = entries.get(entry["status"], 0) + 1
+    with trio.move_on_after(config.seconds):
+        async with trio.open_nursery() as nursery:
+            if threading.current_thread() is threading.main_thread():
+                await nursery.start(_cancel_on_sigint, nursery.cancel_scope, interrupted)
+            if on_tick is not None:
+                nursery.start_soon(ticker)
+            nursery.start_soon(_judge, engine, hunt.id, random.Random(rng.getrandbits(64)))
+            for i in range(config.players):
+                bot_rng = random.Random(rng.getrandbits(64))
+                nursery.start_soon(_bot, engine, hunt, f"bot-{i + 1:03d}", bot_rng, play, config)
+    elapsed = trio.current_time() - started
+    await _checked(engine, EndHunt(hunt_id=hunt.id))
+    final = await status()
+    flags = await engine.query(Flags(hunt_id=hunt.id))
+    flagged = list(dict.fromkeys(flag["player_id"] for flag in flags["flags"])) if isinstance(flags, dict) else []
+    queue = await engine.query(Entries(hunt_id=hunt.id))
+    entries: dict[str, int] = {}
+    for entry in queue["entries"] if isinstance(queue, dict) else ():
+        entries[entry["status"]] = entries.get(entry["status"], 0) + 1
     return DemoSummary(db=config.db, hunt_id=hunt.id, seconds=elapsed, players=play.players,
                        commands=play.commands, events=final.events, treasures=play.treasures,
                        p99_ms=percentiles(play.latencies)["p99"],
