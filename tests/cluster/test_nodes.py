@@ -200,10 +200,28 @@ async def test_a_partition_moves_under_load_and_no_acknowledged_command_is_lost(
             assert done.exit_code == 0, done.stderr
             moved.set()
 
+        seen: list[int] = []
+        joins: list[str] = []
+
+        async def follow() -> None:  # a subscriber of the moving hunt, through the proxy
+            async with client.subscribe(hunt_id=moving, after_seq=0) as events:
+                async for event in events:
+                    seen.append(event.seq)
+                    if event.type == "player_joined":
+                        joins.append(event.data["player_id"])
+
         started = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(play)
-            nursery.start_soon(mover)
+            nursery.start_soon(follow)
+            async with trio.open_nursery() as playing:
+                playing.start_soon(play)
+                playing.start_soon(mover)
+            with trio.fail_after(30):  # every acknowledged join reaches the subscriber
+                while len(joins) < len(acked):
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert seen == list(range(1, len(seen) + 1))  # across the move: no gap, no duplicate
+    assert sorted(joins) == sorted(acked)
     assert "set it in the running HAProxy" in report[0], report[0]
     assert str(partition) in cluster.health("b")["partitions"]
     assert str(partition) not in cluster.health("a")["partitions"]

@@ -37,7 +37,9 @@ from ..runtime.boards import Board, BoardUpdate, BoardWatch
 from .dialing import Closed, RequestFailed, ResultUnknown, ServerError, Target, WebSocket, closed_error, dial, redial
 from .dialing import dumps as _dumps
 from .routing import Routes, hunt_of, merged_hunts, wrong_partition
-from .protocol import CLOSE_GOING_AWAY, CLOSE_INVALID_DATA, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN
+from .protocol import (
+    CLOSE_GOING_AWAY, CLOSE_INVALID_DATA, CLOSE_POLICY, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN,
+)
 
 __all__ = ["Client", "RemoteSubscription", "RemoteTicket", "RemoteWatch", "RequestFailed", "ResultUnknown",
            "ServerError", "connect"]
@@ -434,6 +436,11 @@ class Client:
                 waiter.reply = frame
                 waiter.done.set()
                 if rid in self._subs and waiter.slot is False and frame.get("op") in ("error", "result"):
+                    if self._reconnect and wrong_partition(frame):
+                        # Resumed on a node its hunt has left (a move): connect again, later, to
+                        # wherever the proxy sends us now.
+                        await ws.aclose()
+                        return Closed(CLOSE_SERVICE_RESTART, "the hunt's partition moved")
                     self._subs[rid]._refused(frame)  # a resumed subscription the server refused
         except Closed as exc:
             return exc
