@@ -13,6 +13,7 @@ from ..cluster.local import create as create_cluster
 from ..cluster.move import BadMove, MoveError
 from ..cluster.move import move as move_partition
 from ..cluster.status import status as cluster_status_of
+from ..cluster.status import wait_until_up
 from ..cluster.config import DEFAULT_PARTITIONS, MAX_PARTITIONS, PARTITIONS_DIR, Cluster, ClusterError, load_cluster, parse_listen
 from ..domain.fields import ID_PATTERN
 from ._group import BadInput, Failure, main
@@ -147,7 +148,9 @@ def cluster_litestream(path: str, node_name: str, replica: str, sync_interval: s
               help="Seconds between the two /metrics samples that give commands/s.")
 @click.option("--replica", metavar="URL",
               help="The replica URL given to `cluster litestream`: show each partition's replication lag.")
-def cluster_status(path: str, as_json: bool, window: float, replica: str | None) -> None:
+@click.option("--wait", type=click.FloatRange(0, 600), default=None, metavar="S",
+              help="First wait up to S seconds for every node to answer (exit 1 if one does not): for scripts.")
+def cluster_status(path: str, as_json: bool, window: float, replica: str | None, wait: float | None) -> None:
     """Show each node: up or down, its partitions with their hunts and events, commands/s,
     and with --replica how far each partition's Litestream replica is behind.
 
@@ -157,8 +160,14 @@ def cluster_status(path: str, as_json: bool, window: float, replica: str | None)
     \b
     Example:
       thengine cluster status cluster.toml --replica file:///backups/thengine
+      thengine cluster status cluster.toml --wait 30      # once every node is up
     """
-    report = cluster_status_of(load(path), window=window, replica=replica)
+    made = load(path)
+    if wait is not None:
+        down = wait_until_up(made, wait)
+        if down:
+            raise Failure(f"after {wait:g} s, nodes {', '.join(down)} do not answer on /healthz")
+    report = cluster_status_of(made, window=window, replica=replica)
     if as_json:
         click.echo(json.dumps(report))
         return

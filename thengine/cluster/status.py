@@ -93,6 +93,17 @@ def replication(db: Path, replica: str, last_commit_s: float | None, timeout: fl
     return {"replica": replica, "unshipped": unshipped, "lag_s": behind}
 
 
+def wait_until_up(cluster: Cluster, seconds: float) -> list[str]:
+    """Wait up to `seconds` for every node to answer ``/healthz``; the names of those that do not."""
+    deadline = time.monotonic() + seconds
+    down = list(cluster.nodes)
+    while True:
+        down = [name for name in down if _get(f"http://{cluster.nodes[name].listen}/healthz", 2.0) is None]
+        if not down or time.monotonic() >= deadline:
+            return down
+        time.sleep(0.1)
+
+
 def status(cluster: Cluster, *, window: float = 1.0, timeout: float = 2.0,
            replica: str | None = None) -> dict[str, Any]:
     """``{"partitions": P, "nodes": {name: {"listen", "up", "seqs", "commands_per_s", "partitions":
