@@ -88,3 +88,14 @@ def test_status_says_which_nodes_are_down_and_still_reads_their_partitions(tmp_p
     assert result.exit_code == 0, result.stderr
     assert "node a at 127.0.0.1:9: DOWN, - commands/s" in result.stdout
     assert "partition   1: 0 hunts, 0 events, seq 0" in result.stdout
+
+
+def test_status_wait_gives_up_on_nodes_that_never_answer(tmp_path: Path) -> None:
+    file = tmp_path / "cluster.toml"
+    assert invoke("cluster", "init", file, "--partitions", 2, "--node", "a=127.0.0.1:1", "--node",
+                  "b=127.0.0.1:2").exit_code == 0
+    started = time.monotonic()
+    result = invoke("cluster", "status", file, "--wait", 0.5)
+    assert result.exit_code == 1
+    assert "after 0.5 s, nodes a, b do not answer on /healthz" in result.stderr
+    assert time.monotonic() - started >= 0.5
